@@ -1,0 +1,69 @@
+# Two commands set everything up on a fresh machine:
+#   make book   executes the lessons and builds the website into _build/html
+#   make test   runs every test: unit tests, notebooks (nbval), grader, website
+# Both create the virtual environment on first use. It lives outside the checkout, keyed by a
+# hash of requirements.txt, so later runs (and fresh clones on the same machine) reuse it and a
+# changed requirements.txt gets a fresh one. Override with `make VENV=/path/to/venv ...`.
+
+SHELL := /bin/bash
+PYTHON ?= python3
+REQ_HASH := $(shell sha256sum requirements.txt | cut -c1-12)
+VENV ?= $(HOME)/.cache/cnn-course/venv-$(REQ_HASH)
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+# Quiet TensorFlow's C++ start-up logging in every process we start (kernels included).
+export TF_CPP_MIN_LOG_LEVEL := 3
+export PYTHONWARNINGS := ignore::DeprecationWarning
+export MPLBACKEND := Agg
+
+.PHONY: help env book test test-fast lint exercises check-exercises bench browser clean
+
+help:
+	@echo "make book    build the website into _build/html (executes every lesson)"
+	@echo "make test    run all tests (unit, notebooks, grader, website)"
+	@echo "make exercises   regenerate exercises/ from solutions/"
+	@echo "make bench   run the benchmarks in benchmarks/"
+	@echo "virtual environment: $(VENV)"
+
+$(STAMP): requirements.txt
+	@echo "Creating the virtual environment in $(VENV) (first run only, several GB)"
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install -r requirements.txt
+	touch $(STAMP)
+
+# The editable install of `utils` must point at *this* checkout (a fresh clone elsewhere reuses the
+# environment), so re-link it when it points somewhere else. find_spec does not import the package.
+env: $(STAMP)
+	@here=$$($(PY) -c "import importlib.util as u, os; s=u.find_spec('utils'); print(os.path.dirname(os.path.dirname(s.origin)) if s else '')"); \
+	if [ "$$here" != "$(CURDIR)" ]; then \
+	  echo "Linking utils to $(CURDIR)"; \
+	  $(PY) -m pip install --quiet --no-deps --no-build-isolation -e . ; fi
+
+# Headless Chromium for the website test (Debian's package; nothing is downloaded at run time).
+browser:
+	@command -v chromium >/dev/null || { echo "Installing Debian's chromium for the website test"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
+
+book: env
+	$(PY) -m utils.build_book
+	@echo "Website: $(CURDIR)/_build/html/index.html"
+
+test: env browser
+	$(PY) -m pytest tests
+
+test-fast: env
+	$(PY) -m pytest tests -m "not slow and not browser"
+
+lint: env
+	$(VENV)/bin/ruff check utils tests benchmarks
+
+exercises: env
+	$(PY) -m utils.exercises build
+
+bench: env
+	$(PY) benchmarks/capture_overhead.py
+	$(PY) benchmarks/notebook_times.py
+
+clean:
+	rm -rf _build .pytest_cache

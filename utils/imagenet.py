@@ -1,0 +1,60 @@
+"""ImageNet class names and top-k predictions, the same for both frameworks.
+
+The 1,000 names come from torchvision's weights metadata, which is installed with torchvision and
+needs no network. Index ``i`` of a model's logits is class ``IMAGENET_CLASSES[i]`` for every
+ImageNet model of the course (EfficientNet-Lite0 and ResNet-18 use the same order).
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numpy as np
+from torchvision.models import ResNet18_Weights
+
+from utils.layout import as_numpy
+
+IMAGENET_CLASSES: tuple[str, ...] = tuple(ResNet18_Weights.IMAGENET1K_V1.meta["categories"])
+"""The 1,000 ImageNet class names, e.g. ``IMAGENET_CLASSES[285] == "Egyptian cat"``."""
+
+
+class Prediction(NamedTuple):
+    """One entry of :func:`top_k`."""
+
+    index: int
+    label: str
+    probability: float
+
+
+def softmax(logits) -> np.ndarray:
+    """Probabilities from logits along the last axis (computed in float64, numerically stable)."""
+    z = as_numpy(logits).astype(np.float64)
+    z = z - z.max(axis=-1, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(axis=-1, keepdims=True)
+
+
+def top_k(logits, k: int = 5) -> list:
+    """The ``k`` most probable ImageNet classes.
+
+    Args:
+        logits: ``[1000]`` for one image or ``[N, 1000]`` for a batch (NumPy array or a tensor of
+            either framework), e.g. from ``predict(model, images)``.
+        k: how many classes to return, best first.
+
+    Returns:
+        For one image a list of :class:`Prediction` ``(index, label, probability)``; for a batch a
+        list of such lists, one per image.
+    """
+    logits = as_numpy(logits)
+    if logits.shape[-1] != len(IMAGENET_CLASSES) or logits.ndim not in (1, 2):
+        raise ValueError(f"expected logits [1000] or [N, 1000], got shape {tuple(logits.shape)}")
+    if not 1 <= k <= len(IMAGENET_CLASSES):
+        raise ValueError(f"k must be between 1 and {len(IMAGENET_CLASSES)}, got {k}")
+    probs = softmax(logits)
+    batch = probs if probs.ndim == 2 else probs[None]
+    result = []
+    for p in batch:
+        best = np.argsort(-p, kind="stable")[:k]
+        result.append([Prediction(int(i), IMAGENET_CLASSES[i], float(p[i])) for i in best])
+    return result if probs.ndim == 2 else result[0]

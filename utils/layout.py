@@ -1,0 +1,126 @@
+"""Tensor layouts of the two frameworks, and conversions between them.
+
+=====================  ==========================  ==========================
+what                   PyTorch                     TensorFlow / Keras
+=====================  ==========================  ==========================
+activations            ``[N, C, H, W]``            ``[N, H, W, C]``
+conv kernel            ``[out, in, kh, kw]``       ``[kh, kw, in, out]``
+depthwise kernel       ``[C * m, 1, kh, kw]``      ``[kh, kw, C, m]``
+dense (linear) weight  ``[out, in]``               ``[in, out]``
+=====================  ==========================  ==========================
+
+(``m`` is the depth multiplier, 1 in every model of this course.) The course's *canonical* kernel
+layout is PyTorch's ``[out, in, kh, kw]``: :func:`utils.pytorch.conv_filters` and
+:func:`utils.tensorflow.conv_filters` both return it, so one plotting helper serves both.
+
+Everything here works on NumPy arrays; :func:`as_numpy` turns a framework tensor into one.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def as_numpy(x) -> np.ndarray:
+    """Return ``x`` as a NumPy array: detached and on the CPU for torch tensors, ``.numpy()`` for
+    TensorFlow tensors, unchanged for arrays. Lists and numbers go through ``np.asarray``."""
+    if isinstance(x, np.ndarray):
+        return x
+    if hasattr(x, "detach"):  # torch.Tensor, without importing torch here
+        return x.detach().cpu().numpy()
+    if hasattr(x, "numpy"):  # tf.Tensor, tf.Variable, keras Variable
+        return np.asarray(x.numpy())
+    return np.asarray(x)
+
+
+def _check_ndim(x: np.ndarray, ndim: int, expected: str, what: str) -> None:
+    if x.ndim != ndim:
+        raise ValueError(f"{what}: expected a {ndim}-D array {expected}, got shape {tuple(x.shape)}")
+
+
+def to_channels_last(x) -> np.ndarray:
+    """PyTorch activations ``[N, C, H, W]`` (or one map ``[C, H, W]``) -> Keras ``[N, H, W, C]``."""
+    x = as_numpy(x)
+    if x.ndim == 3:
+        return np.ascontiguousarray(np.transpose(x, (1, 2, 0)))
+    _check_ndim(x, 4, "[N, C, H, W] or [C, H, W]", "to_channels_last")
+    return np.ascontiguousarray(np.transpose(x, (0, 2, 3, 1)))
+
+
+def to_channels_first(x) -> np.ndarray:
+    """Keras activations ``[N, H, W, C]`` (or one map ``[H, W, C]``) -> PyTorch ``[N, C, H, W]``."""
+    x = as_numpy(x)
+    if x.ndim == 3:
+        return np.ascontiguousarray(np.transpose(x, (2, 0, 1)))
+    _check_ndim(x, 4, "[N, H, W, C] or [H, W, C]", "to_channels_first")
+    return np.ascontiguousarray(np.transpose(x, (0, 3, 1, 2)))
+
+
+def torch_kernel_to_keras(w, depthwise: bool = False) -> np.ndarray:
+    """A PyTorch conv weight -> the Keras kernel of the same layer.
+
+    Regular: ``[out, in, kh, kw]`` -> ``[kh, kw, in, out]``.
+    Depthwise (``groups == channels``): ``[C * m, 1, kh, kw]`` -> ``[kh, kw, C, m]``.
+    """
+    w = as_numpy(w)
+    _check_ndim(w, 4, "[out, in, kh, kw]", "torch_kernel_to_keras")
+    if not depthwise:
+        return np.ascontiguousarray(np.transpose(w, (2, 3, 1, 0)))
+    if w.shape[1] != 1:
+        raise ValueError(
+            f"torch_kernel_to_keras(depthwise=True): expected [C*m, 1, kh, kw], got {w.shape}; "
+            "a depthwise PyTorch weight has one input channel per group"
+        )
+    # [C*m, 1, kh, kw] -> [kh, kw, C*m] -> [kh, kw, C, m]; we use m = 1 but keep the general form
+    # in which PyTorch orders output channel c*m + j as group c, multiplier j.
+    kh, kw = w.shape[2:]
+    return np.ascontiguousarray(np.transpose(w[:, 0], (1, 2, 0)).reshape(kh, kw, -1, 1))
+
+
+def keras_kernel_to_torch(w, depthwise: bool = False) -> np.ndarray:
+    """A Keras conv kernel -> the PyTorch weight of the same layer (inverse of
+    :func:`torch_kernel_to_keras`).
+
+    Regular: ``[kh, kw, in, out]`` -> ``[out, in, kh, kw]``.
+    Depthwise: ``[kh, kw, C, m]`` -> ``[C * m, 1, kh, kw]``.
+    """
+    w = as_numpy(w)
+    _check_ndim(w, 4, "[kh, kw, in, out]", "keras_kernel_to_torch")
+    if not depthwise:
+        return np.ascontiguousarray(np.transpose(w, (3, 2, 0, 1)))
+    kh, kw, c, m = w.shape
+    return np.ascontiguousarray(np.transpose(w.reshape(kh, kw, c * m), (2, 0, 1))[:, None])
+
+
+def torch_dense_to_keras(w) -> np.ndarray:
+    """``nn.Linear.weight`` ``[out, in]`` -> ``keras.layers.Dense`` kernel ``[in, out]``."""
+    w = as_numpy(w)
+    _check_ndim(w, 2, "[out, in]", "torch_dense_to_keras")
+    return np.ascontiguousarray(w.T)
+
+
+def guess_layout(x, channels: int | None = None) -> str:
+    """Best guess whether a 4-D activation (or 3-D single map) is ``"channels_first"`` or
+    ``"channels_last"``.
+
+    Pass ``channels`` when you know it; otherwise the smaller of the first and last spatial
+    candidates is taken as the channel axis when the other two axes are equal (square maps),
+    which holds for every model in this course. Ambiguous input raises ``ValueError``.
+    """
+    shape = as_numpy(x).shape
+    if len(shape) not in (3, 4):
+        raise ValueError(f"expected [N, C, H, W], [N, H, W, C] or a single map, got shape {shape}")
+    dims = shape[-3:]
+    if channels is not None:
+        if dims[0] == channels and dims[-1] != channels:
+            return "channels_first"
+        if dims[-1] == channels and dims[0] != channels:
+            return "channels_last"
+    if dims[1] == dims[2] and dims[0] != dims[1]:
+        return "channels_first"
+    if dims[0] == dims[1] and dims[2] != dims[1]:
+        return "channels_last"
+    raise ValueError(
+        f"cannot tell whether shape {shape} is channels-first or channels-last; "
+        "pass layout='channels_first' (PyTorch) or layout='channels_last' (Keras)"
+    )

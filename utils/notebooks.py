@@ -1,0 +1,205 @@
+"""Keep committed notebooks small and stable, and execute them the way the book does.
+
+Command line::
+
+    python -m utils.notebooks strip FILE...     # strip outputs in place (see strip_notebook)
+    python -m utils.notebooks check FILE...     # exit 1 if any FILE is not stripped
+    python -m utils.notebooks execute FILE...   # execute in place with nbclient, then strip
+
+Committed notebooks keep outputs only for cells whose source starts with ``# NBVAL_CHECK_OUTPUT``:
+nbval (``--nbval-lax``) compares exactly those cells, so their reference output must be committed.
+Everything else (other outputs, execution counts, timings, kernel versions) changes on every run
+and would only make diffs noisy; the website shows outputs executed at build time instead.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import os
+import sys
+import time
+from pathlib import Path
+
+import nbformat
+
+CHECK_MARKER = "# NBVAL_CHECK_OUTPUT"
+CHECK_EXECUTION_COUNT = 1
+
+# Cell metadata that changes on every run or only records a user's editor state.
+_VOLATILE_CELL_METADATA = ("execution", "ExecuteTime", "collapsed", "scrolled", "papermill",
+                           "pycharm", "vscode", "colab", "outputId", "id")
+# Notebook metadata worth keeping; everything else (widget state, editor settings) is dropped.
+_KEPT_NOTEBOOK_METADATA = ("kernelspec", "language_info", "jupytext", "celltoolbar")
+# language_info.version is the kernel's Python version: volatile across machines.
+_KEPT_LANGUAGE_INFO = ("name", "pygments_lexer", "codemirror_mode", "file_extension", "mimetype",
+                       "nbconvert_exporter")
+DEFAULT_KERNELSPEC = {"display_name": "Python 3 (ipykernel)", "language": "python",
+                      "name": "python3"}
+# Outputs that should be kept in a check cell; stderr is noise (warnings, progress bars).
+_KEPT_OUTPUT_TYPES = ("stream", "execute_result", "display_data")
+
+
+def is_check_cell(cell) -> bool:
+    """True for a code cell whose source starts with ``# NBVAL_CHECK_OUTPUT``."""
+    return cell.get("cell_type") == "code" and cell.get("source", "").lstrip().startswith(
+        CHECK_MARKER)
+
+
+def _clean_output(output: dict) -> dict | None:
+    if output.get("output_type") not in _KEPT_OUTPUT_TYPES:
+        return None  # errors in a committed notebook are a bug, never a reference
+    if output["output_type"] == "stream" and output.get("name") != "stdout":
+        return None
+    output = copy.deepcopy(output)
+    if output["output_type"] == "execute_result":
+        output["execution_count"] = CHECK_EXECUTION_COUNT
+    return output
+
+
+def strip_notebook(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
+    """Return a stripped copy of ``nb``.
+
+    * outputs are kept only in ``# NBVAL_CHECK_OUTPUT`` cells (stdout, results and displays;
+      stderr and errors are dropped);
+    * execution counts are cleared, except in check cells with outputs, which get a fixed count
+      of 1 (nbval does not compare a cell without a count);
+    * volatile cell metadata (timings, editor state) and notebook metadata other than the
+      kernelspec and a version-free ``language_info`` are removed;
+    * cell tags (``pytorch``, ``tensorflow``, ``remove-stderr`` ...) are kept.
+    """
+    nb = copy.deepcopy(nb)
+    for cell in nb.cells:
+        for key in _VOLATILE_CELL_METADATA:
+            cell.metadata.pop(key, None)
+        if cell.metadata.get("jupyter") == {}:
+            cell.metadata.pop("jupyter")
+        if cell.cell_type == "markdown":
+            cell.pop("outputs", None)
+            cell.pop("execution_count", None)
+        if cell.cell_type != "code":
+            continue
+        if is_check_cell(cell) and cell.get("outputs"):
+            kept = (_clean_output(o) for o in cell.get("outputs", []))
+            cell.outputs = [nbformat.from_dict(o) for o in kept if o is not None]
+            # nbval skips the comparison for a cell whose execution_count is None ("unrun"), and
+            # fails one that has outputs but no count: a fixed count keeps it checked and stable.
+            cell.execution_count = CHECK_EXECUTION_COUNT
+        else:
+            cell.execution_count = None
+            cell.outputs = []
+    metadata = {k: nb.metadata[k] for k in _KEPT_NOTEBOOK_METADATA if k in nb.metadata}
+    metadata.setdefault("kernelspec", dict(DEFAULT_KERNELSPEC))
+    info = metadata.get("language_info")
+    if info is not None:
+        metadata["language_info"] = {k: info[k] for k in _KEPT_LANGUAGE_INFO if k in info}
+    nb.metadata = nbformat.from_dict(metadata)
+    nb.nbformat, nb.nbformat_minor = 4, max(nb.get("nbformat_minor", 5), 5)
+    return nb
+
+
+def _read(path: Path) -> nbformat.NotebookNode:
+    return nbformat.read(path, as_version=4)
+
+
+def _write(nb: nbformat.NotebookNode, path: Path) -> None:
+    """Write ``nb`` to ``path`` atomically, in Jupyter's own format (1-space indent)."""
+    nbformat.validate(nb)
+    tmp = path.with_name(f".{path.name}.tmp")
+    with open(tmp, "w", encoding="utf-8", newline="\n") as fh:
+        nbformat.write(nb, fh)
+    os.replace(tmp, path)
+
+
+def is_stripped(path: str | os.PathLike) -> bool:
+    """True when ``path`` is already stripped (``strip`` would not change it)."""
+    nb = _read(Path(path))
+    return strip_notebook(nb) == nb
+
+
+def strip_file(path: str | os.PathLike) -> bool:
+    """Strip ``path`` in place; return True when it changed."""
+    path = Path(path)
+    nb = _read(path)
+    stripped = strip_notebook(nb)
+    if stripped == nb:
+        return False
+    _write(stripped, path)
+    return True
+
+
+def kernel_env() -> dict[str, str]:
+    """Environment for notebook kernels: quiet TensorFlow, matplotlib's inline backend.
+
+    ``MPLBACKEND=Agg`` (set by the Makefile for scripts and tests) would be inherited by the
+    kernel, and ipykernel only selects its inline backend when MPLBACKEND is unset: figures would
+    then never be displayed. Kernels therefore get the inline backend explicitly.
+    """
+    env = dict(os.environ)
+    env["MPLBACKEND"] = "module://matplotlib_inline.backend_inline"
+    env.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    env.setdefault("PYTHONWARNINGS", "ignore::DeprecationWarning")
+    return env
+
+
+def execute_file(path: str | os.PathLike, *, timeout: int = 600, strip: bool = True) -> float:
+    """Execute ``path`` in place in a fresh kernel (cwd = its folder); return the seconds taken.
+
+    Raises ``nbclient.exceptions.CellExecutionError`` (file left untouched) when a cell fails.
+    """
+    from nbclient import NotebookClient
+
+    path = Path(path).resolve()
+    nb = _read(path)
+    kernel = nb.metadata.get("kernelspec", {}).get("name", "python3")
+    client = NotebookClient(nb, timeout=timeout, kernel_name=kernel,
+                            resources={"metadata": {"path": str(path.parent)}})
+    start = time.perf_counter()
+    client.execute(env=kernel_env())  # passed on to the kernel manager's start_kernel
+    seconds = time.perf_counter() - start
+    _write(strip_notebook(nb) if strip else nb, path)
+    return seconds
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m utils.notebooks", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+    p_strip = sub.add_parser("strip", help="strip outputs in place (keeps NBVAL_CHECK_OUTPUT)")
+    p_strip.add_argument("files", nargs="+", type=Path)
+    p_check = sub.add_parser("check", help="fail when a notebook is not stripped")
+    p_check.add_argument("files", nargs="+", type=Path)
+    p_exec = sub.add_parser("execute", help="execute in place (nbclient), then strip")
+    p_exec.add_argument("files", nargs="+", type=Path)
+    p_exec.add_argument("--timeout", type=int, default=600, help="seconds per cell (600)")
+    p_exec.add_argument("--no-strip", action="store_true", help="keep every output")
+    args = parser.parse_args(argv)
+
+    status = 0
+    for path in args.files:
+        if not path.is_file():
+            print(f"{path}: no such notebook", file=sys.stderr)
+            status = 1
+            continue
+        if args.command == "strip":
+            print(f"{path}: {'stripped' if strip_file(path) else 'already stripped'}")
+        elif args.command == "check":
+            if not is_stripped(path):
+                print(f"{path}: not stripped; run `python -m utils.notebooks strip {path}`")
+                status = 1
+        else:
+            from nbclient.exceptions import CellExecutionError
+
+            try:
+                seconds = execute_file(path, timeout=args.timeout, strip=not args.no_strip)
+            except CellExecutionError as exc:
+                print(f"{path}: FAILED (file unchanged)\n{exc}", file=sys.stderr)
+                status = 1
+            else:
+                print(f"{path}: executed in {seconds:.1f} s"
+                      f"{'' if args.no_strip else ', stripped'}")
+    return status
+
+
+if __name__ == "__main__":
+    sys.exit(main())

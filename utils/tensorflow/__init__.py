@@ -1,0 +1,37 @@
+"""The course's TensorFlow/Keras helpers. :mod:`utils.pytorch` mirrors every name and signature here.
+
+===================================  ==============================================================
+``layer_names(model, kind)``         capturable layer names (``kind="conv"``: convolutions)
+``activation_model(model, layers)``  multi-output sub-model (Keras' mechanism)
+``feature_maps(model, layers, x)``   layer outputs as NumPy ``[N, H, W, C]``
+``conv_filters(model, layer)``       kernels as NumPy ``[out, in, kh, kw]``
+``to_input(images)``                 NumPy ``[N, H, W, C]`` batch -> ``tf.Tensor``
+===================================  ==============================================================
+
+Importing this module imports TensorFlow quietly, after torch and torchvision.
+"""
+
+from utils._import_order import import_tensorflow
+
+import_tensorflow()
+
+from utils.tensorflow.capture import (  # noqa: E402
+    activation_model,
+    feature_maps,
+    layer_names,
+    to_input,
+)
+from utils.tensorflow.filters import conv_filters  # noqa: E402
+
+FRAMEWORK = "tensorflow"
+LAYOUT = "channels_last"
+
+__all__ = [
+    "FRAMEWORK",
+    "LAYOUT",
+    "activation_model",
+    "conv_filters",
+    "feature_maps",
+    "layer_names",
+    "to_input",
+]
