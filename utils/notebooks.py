@@ -128,15 +128,50 @@ def strip_file(path: str | os.PathLike) -> bool:
     return True
 
 
-def kernel_env() -> dict[str, str]:
-    """Environment for notebook kernels: quiet TensorFlow, matplotlib's inline backend.
+_KERNEL_CONFIG = """\
+# Written by utils.notebooks for kernels that execute the course notebooks.
+# C-level output (TensorFlow's absl log lines at import: "oneDNN custom operations are on",
+# "Could not find cuda drivers", which ignore TF_CPP_MIN_LOG_LEVEL) goes to the terminal of the
+# process that started the kernel instead of into the notebook. Python's own stderr (warnings,
+# exceptions, progress bars) is still captured as usual.
+c.IPKernelApp.capture_fd_output = False
+"""
+_ipython_dir: str | None = None
 
-    ``MPLBACKEND=Agg`` (set by the Makefile for scripts and tests) would be inherited by the
-    kernel, and ipykernel only selects its inline backend when MPLBACKEND is unset: figures would
-    then never be displayed. Kernels therefore get the inline backend explicitly.
+
+def ipython_dir() -> str:
+    """A private IPYTHONDIR (deleted at exit) whose kernel config keeps C-level logs out of cells.
+
+    A private profile also keeps a user's own IPython start-up files out of the build.
+    """
+    global _ipython_dir
+    if _ipython_dir is None:
+        import atexit
+        import shutil
+        import tempfile
+
+        path = Path(tempfile.mkdtemp(prefix="cnn-course-ipython-"))
+        profile = path / "profile_default"
+        profile.mkdir()
+        (profile / "ipython_kernel_config.py").write_text(_KERNEL_CONFIG)
+        atexit.register(shutil.rmtree, path, ignore_errors=True)
+        _ipython_dir = str(path)
+    return _ipython_dir
+
+
+def kernel_env() -> dict[str, str]:
+    """Environment for kernels that execute notebooks (book build, ``execute``, benchmarks).
+
+    * ``MPLBACKEND``: the Makefile exports ``Agg`` for scripts and tests; a kernel inherits it and
+      ipykernel selects its inline backend only when MPLBACKEND is unset, so figures would never be
+      displayed. Kernels get the inline backend explicitly.
+    * ``IPYTHONDIR``: see :func:`ipython_dir` (TensorFlow's import-time log lines stay out of the
+      notebook's outputs).
+    * ``TF_CPP_MIN_LOG_LEVEL=3`` unless set.
     """
     env = dict(os.environ)
     env["MPLBACKEND"] = "module://matplotlib_inline.backend_inline"
+    env["IPYTHONDIR"] = ipython_dir()
     env.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     env.setdefault("PYTHONWARNINGS", "ignore::DeprecationWarning")
     return env

