@@ -24,6 +24,7 @@ Two entry points::
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -272,7 +273,33 @@ def check_agreement(
             keras_maps = _keras_maps(keras_model, [k for k in keys if k in keras_layer_names], images)
     finally:
         torch_model.train(was_training)
+    reordered = _reorder_flattened(torch_maps, keras_model, keras_layer_names)
     report = compare_activations(torch_maps, keras_maps, tol)
     order = {k: i for i, k in enumerate(keys)}
     report.rows.sort(key=lambda r: order.get(r.layer, len(order)))
+    report.rows[:] = [
+        dataclasses.replace(r, note=r.note or "PyTorch's C,H,W order -> H,W,C")
+        if r.layer in reordered else r
+        for r in report.rows
+    ]
     return report
+
+
+def _reorder_flattened(torch_maps: dict, keras_model, keras_layer_names) -> set[str]:
+    """A ``Flatten`` of a ``[C, H, W]`` map lists its numbers in a different order in each
+    framework (PyTorch C,H,W; Keras H,W,C). Put PyTorch's flattened outputs into Keras' order
+    (in place) so the two can be compared; return the keys that were reordered."""
+    import keras
+
+    reordered = set()
+    for key, a in torch_maps.items():
+        if key not in keras_layer_names or a.ndim != 2:
+            continue
+        layer = keras_model.get_layer(key)
+        if not isinstance(layer, keras.layers.Flatten) or len(layer.input.shape) != 4:
+            continue
+        h, w, c = layer.input.shape[1:]
+        if h * w > 1 and a.shape[1] == h * w * c:
+            torch_maps[key] = a.reshape(-1, c, h, w).transpose(0, 2, 3, 1).reshape(a.shape[0], -1)
+            reordered.add(key)
+    return reordered

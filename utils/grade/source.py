@@ -1,0 +1,357 @@
+"""Read the instructor's source notebooks (``solutions/*.ipynb``) and derive what grading needs.
+
+A source notebook is an ordinary notebook plus a little cell metadata and nbgrader's markers (the
+full authoring guide is ``docs/instructor-guide.md``):
+
+* ``metadata.grade = {"id": "q1", "kind": "solution"}`` marks an **answer cell**: code between
+  ``### BEGIN SOLUTION`` and ``### END SOLUTION`` is the model answer; learners get a stub
+  (``# YOUR CODE HERE`` / ``raise NotImplementedError()``) in its place.
+* ``metadata.grade = {"id": "q1", "kind": "test", "points": 2}`` marks the **test cell** of
+  question ``q1``: public self-checks first (learners see and run them), then hidden tests between
+  ``### BEGIN HIDDEN TESTS`` and ``### END HIDDEN TESTS``. Hidden tests call
+  ``probe(name, value, rtol=..., atol=...)``: the grader compares each probed value with the value
+  the reference solution gives for the same probe, in its own process.
+* ``metadata.grade = {"id": "q6", "kind": "manual", "points": 1}`` marks an answer graded by hand
+  (usually a Markdown cell; a model answer may sit between the solution markers).
+* Every other cell is shared text or set-up code; the grader always runs the source's version.
+
+Nothing here executes code: :func:`load_source` parses and validates, :func:`make_exercise` derives
+the learner's notebook, :mod:`utils.grade.plan` turns a source plus a submission into the code the
+grader runs.
+"""
+
+from __future__ import annotations
+
+import ast
+import copy
+import hashlib
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import nbformat
+
+BEGIN_SOLUTION = "### BEGIN SOLUTION"
+END_SOLUTION = "### END SOLUTION"
+BEGIN_HIDDEN = "### BEGIN HIDDEN TESTS"
+END_HIDDEN = "### END HIDDEN TESTS"
+MARKERS = (BEGIN_SOLUTION, END_SOLUTION, BEGIN_HIDDEN, END_HIDDEN)
+
+CODE_STUB = ("# YOUR CODE HERE", "raise NotImplementedError()")
+MARKDOWN_STUB = "YOUR ANSWER HERE"
+
+KINDS = ("solution", "test", "manual")
+PROBE_FUNCTION = "probe"
+_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+# Cell metadata that records an editor's state rather than content.
+_VOLATILE_METADATA = ("execution", "ExecuteTime", "collapsed", "scrolled")
+
+
+class SourceError(ValueError):
+    """A source notebook breaks an authoring rule; the message names the notebook, cell and rule."""
+
+
+@dataclass(frozen=True)
+class Question:
+    """One graded item of a notebook (one row of the grades CSV per student)."""
+
+    id: str
+    points: float
+    manual: bool
+    title: str  # nearest Markdown heading above the question, for feedback
+
+
+@dataclass(frozen=True)
+class SourceCell:
+    """One cell of a source notebook, classified.
+
+    ``role`` is ``"text"`` (Markdown without metadata), ``"setup"`` (code without metadata),
+    ``"solution"``, ``"test"`` or ``"manual"``. For a test cell ``public`` and ``hidden`` hold the
+    two parts of its code; for solution and manual cells ``stub`` is the learner's version.
+    """
+
+    index: int
+    cell_id: str
+    cell_type: str
+    source: str
+    role: str
+    question: str | None = None
+    points: float = 0.0
+    public: str = ""
+    hidden: str = ""
+    stub: str = ""
+
+
+@dataclass
+class SourceNotebook:
+    """A parsed and validated source notebook."""
+
+    path: Path
+    nb: nbformat.NotebookNode
+    cells: list[SourceCell]
+    questions: list[Question]
+    sha256: str
+    _by_id: dict[str, Question] = field(default_factory=dict, repr=False)
+
+    @property
+    def name(self) -> str:
+        """File name, e.g. ``00_warmup.ipynb`` (students' notebooks carry the same name)."""
+        return self.path.name
+
+    @property
+    def max_points(self) -> float:
+        return sum(q.points for q in self.questions)
+
+    def question(self, qid: str) -> Question:
+        return self._by_id[qid]
+
+    def cells_of(self, qid: str, role: str) -> list[SourceCell]:
+        return [c for c in self.cells if c.question == qid and c.role == role]
+
+
+def _lines(text: str) -> list[str]:
+    return text.splitlines()
+
+
+def _marker(line: str) -> str | None:
+    stripped = line.strip()
+    return stripped if stripped in MARKERS else None
+
+
+def split_solution(source: str, stub: tuple[str, ...], where: str) -> tuple[str, int]:
+    """Replace every ``BEGIN SOLUTION``/``END SOLUTION`` region by ``stub`` (indented like the
+    ``BEGIN`` line); return the stubbed text and the number of regions."""
+    out: list[str] = []
+    inside = False
+    regions = 0
+    for number, line in enumerate(_lines(source), 1):
+        mark = _marker(line)
+        if mark == BEGIN_SOLUTION:
+            if inside:
+                raise SourceError(f"{where}, line {number}: nested {BEGIN_SOLUTION}")
+            inside = True
+            regions += 1
+            indent = line[: len(line) - len(line.lstrip())]
+            out.extend(indent + s for s in stub)
+        elif mark == END_SOLUTION:
+            if not inside:
+                raise SourceError(f"{where}, line {number}: {END_SOLUTION} without {BEGIN_SOLUTION}")
+            inside = False
+        elif mark in (BEGIN_HIDDEN, END_HIDDEN):
+            raise SourceError(f"{where}, line {number}: hidden-test markers belong in test cells")
+        elif not inside:
+            out.append(line)
+    if inside:
+        raise SourceError(f"{where}: {BEGIN_SOLUTION} is never closed by {END_SOLUTION}")
+    return "\n".join(out), regions
+
+
+def split_tests(source: str, where: str) -> tuple[str, str]:
+    """Split a test cell into (public code, hidden code). The hidden region must come last."""
+    public: list[str] = []
+    hidden: list[str] = []
+    state = "public"
+    for number, line in enumerate(_lines(source), 1):
+        mark = _marker(line)
+        if mark == BEGIN_HIDDEN:
+            if state != "public":
+                raise SourceError(f"{where}, line {number}: only one hidden-test region per cell")
+            state = "hidden"
+        elif mark == END_HIDDEN:
+            if state != "hidden":
+                raise SourceError(f"{where}, line {number}: {END_HIDDEN} without {BEGIN_HIDDEN}")
+            state = "after"
+        elif mark in (BEGIN_SOLUTION, END_SOLUTION):
+            raise SourceError(f"{where}, line {number}: solution markers belong in answer cells")
+        elif state == "public":
+            public.append(line)
+        elif state == "hidden":
+            hidden.append(line)
+        elif line.strip():
+            raise SourceError(f"{where}, line {number}: code after {END_HIDDEN}; the hidden "
+                              "tests must end the cell")
+    if state == "hidden":
+        raise SourceError(f"{where}: {BEGIN_HIDDEN} is never closed by {END_HIDDEN}")
+    return "\n".join(public).rstrip(), "\n".join(hidden).strip("\n")
+
+
+def calls_probe(code: str) -> bool:
+    """True when ``code`` contains a call ``probe(...)``."""
+    try:
+        tree = ast.parse(code)
+    except SyntaxError:
+        return False
+    return any(isinstance(node, ast.Call) and isinstance(node.func, ast.Name)
+               and node.func.id == PROBE_FUNCTION for node in ast.walk(tree))
+
+
+def _parse(code: str, where: str) -> None:
+    try:
+        ast.parse(code)
+    except SyntaxError as exc:
+        raise SourceError(f"{where}: syntax error on line {exc.lineno}: {exc.msg}") from None
+
+
+def _heading(cell) -> str | None:
+    for line in cell.source.splitlines():
+        if line.lstrip().startswith("#"):
+            return line.lstrip("# ").strip()
+    return None
+
+
+def _grade_meta(cell, where: str) -> dict | None:
+    meta = cell.metadata.get("grade")
+    if meta is None:
+        return None
+    if not isinstance(meta, dict):
+        raise SourceError(f"{where}: metadata 'grade' must be an object")
+    unknown = set(meta) - {"id", "kind", "points"}
+    if unknown:
+        raise SourceError(f"{where}: unknown key(s) {sorted(unknown)} in metadata 'grade' "
+                          "(allowed: id, kind, points)")
+    qid, kind = meta.get("id"), meta.get("kind")
+    if not isinstance(qid, str) or not _ID_RE.match(qid):
+        raise SourceError(f"{where}: grade id {qid!r} must be letters, digits, '_', '.' or '-'")
+    if kind not in KINDS:
+        raise SourceError(f"{where}: grade kind {kind!r} must be one of {', '.join(KINDS)}")
+    points = meta.get("points", 0)
+    if kind in ("test", "manual"):
+        if isinstance(points, bool) or not isinstance(points, (int, float)) or points <= 0:
+            raise SourceError(f"{where}: a {kind} cell needs 'points' > 0 (got {points!r})")
+    elif "points" in meta:
+        raise SourceError(f"{where}: points belong on the test cell of {qid}, not its answer")
+    return {"id": qid, "kind": kind, "points": float(points)}
+
+
+def parse_notebook(nb: nbformat.NotebookNode, path: Path) -> SourceNotebook:
+    """Classify and validate the cells of a source notebook (raises :class:`SourceError`)."""
+    cells: list[SourceCell] = []
+    questions: list[Question] = []
+    seen_ids: set[str] = set()
+    title = ""
+    for index, cell in enumerate(nb.cells):
+        where = f"{path.name}, cell {index}"
+        cell_id = cell.get("id") or f"cell-{index}"
+        if cell_id in seen_ids:
+            raise SourceError(f"{where}: duplicate cell id {cell_id!r}")
+        seen_ids.add(cell_id)
+        meta = _grade_meta(cell, where)
+        source = cell.source
+        if cell.cell_type == "markdown":
+            title = _heading(cell) or title
+        if meta is None:
+            if any(_marker(line) for line in _lines(source)):
+                raise SourceError(f"{where}: markers in a cell without 'grade' metadata")
+            if cell.cell_type == "code":
+                _parse(source, where)
+            role = "text" if cell.cell_type != "code" else "setup"
+            cells.append(SourceCell(index, cell_id, cell.cell_type, source, role))
+            continue
+        qid, kind = meta["id"], meta["kind"]
+        where = f"{where} ({kind} cell of {qid})"
+        if kind == "solution":
+            if cell.cell_type != "code":
+                raise SourceError(f"{where}: an answer cell must be a code cell "
+                                  "(use kind 'manual' for written answers)")
+            stub, regions = split_solution(source, CODE_STUB, where)
+            if not regions:
+                raise SourceError(f"{where}: no {BEGIN_SOLUTION} ... {END_SOLUTION} region")
+            _parse(source, where)
+            _parse(stub, where + " [stub]")
+            cells.append(SourceCell(index, cell_id, "code", source, "solution", qid, stub=stub))
+        elif kind == "test":
+            if cell.cell_type != "code":
+                raise SourceError(f"{where}: a test cell must be a code cell")
+            public, hidden = split_tests(source, where)
+            _parse(public, where + " [public part]")
+            _parse(hidden, where + " [hidden part]")
+            if calls_probe(public):
+                raise SourceError(f"{where}: probe() in the public part; learners' kernels have "
+                                  f"no probe(), move it below {BEGIN_HIDDEN}")
+            if not calls_probe(hidden):
+                raise SourceError(f"{where}: the hidden tests call no probe(); the grader could "
+                                  "not verify this question (see docs/instructor-guide.md)")
+            if any(q.id == qid for q in questions):
+                raise SourceError(f"{where}: question {qid} already has a test or manual cell")
+            if not any(c.question == qid and c.role == "solution" for c in cells):
+                raise SourceError(f"{where}: no answer cell (kind 'solution', id {qid!r}) "
+                                  "above this test cell")
+            questions.append(Question(qid, meta["points"], False, title))
+            cells.append(SourceCell(index, cell_id, "code", source, "test", qid, meta["points"],
+                                    public=public, hidden=hidden))
+        else:  # manual
+            stub_lines = (MARKDOWN_STUB,) if cell.cell_type == "markdown" else CODE_STUB
+            stub, _ = split_solution(source, stub_lines, where)
+            if cell.cell_type == "code":
+                _parse(source, where)
+            if any(q.id == qid for q in questions):
+                raise SourceError(f"{where}: question {qid} already has a test or manual cell")
+            questions.append(Question(qid, meta["points"], True, title))
+            cells.append(SourceCell(index, cell_id, cell.cell_type, source, "manual", qid,
+                                    meta["points"], stub=stub))
+    answered = {c.question for c in cells if c.role == "solution"}
+    graded = {q.id for q in questions}
+    for qid in sorted(answered - graded):
+        raise SourceError(f"{path.name}: answer cells of {qid} have no test cell")
+    for qid in sorted(graded & answered):
+        if qid in {q.id for q in questions if q.manual}:
+            raise SourceError(f"{path.name}: {qid} is manual but also has code answer cells")
+    if not questions:
+        raise SourceError(f"{path.name}: no graded questions (cells with metadata 'grade')")
+    notebook = SourceNotebook(path, nb, cells, questions,
+                              hashlib.sha256(nbformat.writes(nb).encode()).hexdigest())
+    notebook._by_id = {q.id: q for q in questions}
+    return notebook
+
+
+def load_source(path: str | Path) -> SourceNotebook:
+    """Read and validate one source notebook."""
+    path = Path(path)
+    try:
+        nb = nbformat.read(path, as_version=4)
+    except Exception as exc:  # bad JSON, not a notebook
+        raise SourceError(f"{path}: cannot read the notebook: {exc}") from None
+    return parse_notebook(nb, path)
+
+
+def load_sources(folder: str | Path) -> list[SourceNotebook]:
+    """All source notebooks of ``folder`` (sorted by name); raises SourceError for a bad one."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise SourceError(f"source folder {folder} does not exist")
+    paths = sorted(p for p in folder.glob("*.ipynb") if not p.name.startswith("."))
+    if not paths:
+        raise SourceError(f"source folder {folder} holds no notebooks")
+    return [load_source(p) for p in paths]
+
+
+def make_exercise(source: SourceNotebook) -> nbformat.NotebookNode:
+    """The learner's version of ``source``: stubs for answers, no hidden tests, no outputs.
+
+    Deterministic (same source, same bytes), so a stale ``exercises/`` is detected by comparing
+    files. Test cells are marked non-editable and non-deletable in Jupyter (the grader restores
+    them anyway). Cell ids are kept: the grader uses them to recognise cells.
+    """
+    from utils.notebooks import strip_notebook
+
+    nb = copy.deepcopy(source.nb)
+    for cell, info in zip(nb.cells, source.cells):
+        cell["id"] = info.cell_id
+        for key in _VOLATILE_METADATA:
+            cell.metadata.pop(key, None)
+        if info.role in ("solution", "manual"):
+            cell.source = info.stub
+        elif info.role == "test":
+            cell.source = info.public
+            cell.metadata["editable"] = False
+            cell.metadata["deletable"] = False
+        if cell.cell_type == "code":
+            cell.outputs = []
+            cell.execution_count = None
+    return strip_notebook(nb)
+
+
+def exercise_text(source: SourceNotebook) -> str:
+    """The exact bytes (as text) ``utils.exercises build`` writes for ``source``."""
+    text = nbformat.writes(make_exercise(source))
+    return text if text.endswith("\n") else text + "\n"
