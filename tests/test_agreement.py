@@ -3,8 +3,6 @@
 import math
 import re
 
-import utils  # noqa: F401  (import order: torch before TensorFlow)
-
 import numpy as np
 import pytest
 import torch
@@ -135,7 +133,9 @@ def test_compare_converts_layout_and_flags_problems():
         tol=1e-5,
     )
     rows = {r.layer: r for r in report.rows}
-    assert rows["same"].passed and rows["same"].rel_error == 0 and rows["same"].shape == (2, 5, 6, 4)
+    assert (
+        rows["same"].passed and rows["same"].rel_error == 0 and rows["same"].shape == (2, 5, 6, 4)
+    )
     assert not rows["scaled"].passed and rows["scaled"].rel_error == pytest.approx(1e-3, rel=1e-3)
     assert not rows["shape"].passed and "shape mismatch" in rows["shape"].note
     assert "missing in Keras" in rows["only_torch"].note

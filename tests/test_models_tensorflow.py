@@ -1,13 +1,11 @@
 """Keras twins of the course's models (issue 3): names, predictions, loader."""
 
-import utils  # noqa: F401  (import order: torch before TensorFlow)
-
 import numpy as np
 import pytest
 import tensorflow as tf
 
-from utils.images import load_sample
 from utils.imagenet import top_k
+from utils.images import load_sample
 from utils.preprocess import preprocess
 from utils.pytorch import models as tm
 from utils.tensorflow import models as km
@@ -78,7 +76,9 @@ def test_to_input_and_predict():
 
 def test_same_numbers_reach_both_frameworks(images):
     _, x = images
-    np.testing.assert_array_equal(tm.to_input(x).numpy().transpose(0, 2, 3, 1), km.to_input(x).numpy())
+    np.testing.assert_array_equal(
+        tm.to_input(x).numpy().transpose(0, 2, 3, 1), km.to_input(x).numpy()
+    )
 
 
 def test_loader_errors_mirror_pytorch():
@@ -100,3 +100,18 @@ def test_dropout_is_off_in_predict(lite0_pair, images):
     _, x = images
     keras_model = lite0_pair[1]
     np.testing.assert_array_equal(km.predict(keras_model, x[:1]), km.predict(keras_model, x[:1]))
+
+
+def test_keras_resnet18_missing_weights_error(tmp_path, monkeypatch):
+    import torch
+
+    from utils.pytorch.models import weights
+
+    monkeypatch.setattr(weights, "can_reach", lambda url, timeout=3.0: False)
+    old = torch.hub.get_dir()
+    torch.hub.set_dir(str(tmp_path))
+    try:
+        with pytest.raises(km.WeightsNotAvailableError, match="resnet18-f37072fd.pth"):
+            km.load_model("resnet18")
+    finally:
+        torch.hub.set_dir(old)

@@ -1,7 +1,5 @@
 """Porting PyTorch weights into Keras twins (issue 3): conversions, flatten order, refusals."""
 
-import utils  # noqa: F401  (import order: torch before TensorFlow)
-
 import keras
 import numpy as np
 import pytest

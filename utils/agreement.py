@@ -31,7 +31,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from utils import _import_order  # noqa: F401  (torch before TensorFlow)
+from utils._import_order import import_tensorflow
 from utils.layers import as_name_list, call_key
 from utils.layout import as_numpy, to_channels_last
 
@@ -100,7 +100,7 @@ class AgreementReport:
             result = "PASS" if r.passed else "FAIL"
             note = f"  ({r.note})" if r.note else ""
             lines.append(
-                f"{r.layer:<{w}}  {str(r.shape):<22} {r.max_abs_error:>11.2e} {r.rel_error:>9.2e}"
+                f"{r.layer:<{w}}  {r.shape!s:<22} {r.max_abs_error:>11.2e} {r.rel_error:>9.2e}"
                 f"  {result}{note}"
             )
         lines.append(self._summary())
@@ -119,7 +119,9 @@ class AgreementReport:
         lines = []
         for r in self.rows:
             result = "PASS" if r.passed else "FAIL"
-            lines.append(f"{r.layer:<{w}}  {str(r.shape):<22} {result}  rel {_bucket(r.rel_error, self.tol)}")
+            lines.append(
+                f"{r.layer:<{w}}  {r.shape!s:<22} {result}  rel {_bucket(r.rel_error, self.tol)}"
+            )
         lines.append(self._summary())
         return "\n".join(lines)
 
@@ -186,9 +188,9 @@ def compare_activations(
 def exact_float32():
     """Switch TF32 off (PyTorch and TensorFlow) while the block runs, restoring the previous
     settings afterwards. TF32 exists only on GPUs; on a CPU this changes nothing."""
-    import tensorflow as tf
     import torch
 
+    tf = import_tensorflow()
     saved = None
     if torch.cuda.is_available():
         saved = (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32)
@@ -206,6 +208,7 @@ def exact_float32():
 
 def _keras_maps(keras_model, names: list[str], images) -> dict[str, np.ndarray]:
     """Outputs of the named layers from one multi-output sub-model call."""
+    import_tensorflow()
     import keras
 
     outputs = [keras_model.get_layer(name).output for name in names]
@@ -264,13 +267,15 @@ def check_agreement(
                     keys += [call_key(module, i) for i in range(runs)]
                 else:
                     keys.append(name)
-            torch_maps = {
-                k: as_numpy(cap.calls[m][c])
-                for k, (m, c) in ((k, split_call_key(k, torch_names)) for k in keys)
-                if c < len(cap.calls[m])
-            }
+            torch_maps = {}
+            for key in keys:
+                module, call = split_call_key(key, torch_names)
+                if call < len(cap.calls[module]):  # else: reported as missing in PyTorch
+                    torch_maps[key] = as_numpy(cap.calls[module][call])
             keras_layer_names = {layer.name for layer in keras_model.layers}
-            keras_maps = _keras_maps(keras_model, [k for k in keys if k in keras_layer_names], images)
+            keras_maps = _keras_maps(
+                keras_model, [k for k in keys if k in keras_layer_names], images
+            )
     finally:
         torch_model.train(was_training)
     reordered = _reorder_flattened(torch_maps, keras_model, keras_layer_names)
@@ -279,7 +284,8 @@ def check_agreement(
     report.rows.sort(key=lambda r: order.get(r.layer, len(order)))
     report.rows[:] = [
         dataclasses.replace(r, note=r.note or "PyTorch's C,H,W order -> H,W,C")
-        if r.layer in reordered else r
+        if r.layer in reordered
+        else r
         for r in report.rows
     ]
     return report
@@ -289,6 +295,7 @@ def _reorder_flattened(torch_maps: dict, keras_model, keras_layer_names) -> set[
     """A ``Flatten`` of a ``[C, H, W]`` map lists its numbers in a different order in each
     framework (PyTorch C,H,W; Keras H,W,C). Put PyTorch's flattened outputs into Keras' order
     (in place) so the two can be compared; return the keys that were reordered."""
+    import_tensorflow()
     import keras
 
     reordered = set()

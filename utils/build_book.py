@@ -38,15 +38,41 @@ DOCTREES = BUILD / ".doctrees"
 STAMP = BUILD / ".inputs-hash"
 
 
+# Parts of utils/ that are tooling, not code the lessons run: changing them keeps the cache.
+_TOOLING = ("utils/grade/", "utils/build_book.py", "utils/notebooks.py", "utils/exercises")
+
+
 def inputs_hash() -> str:
     """Hash of what notebook outputs depend on besides their own code: utils/ and requirements."""
     digest = hashlib.sha256()
     files = sorted((ROOT / "utils").rglob("*.py")) + [ROOT / "requirements.txt"]
     for path in files:
-        if path.is_file() and "__pycache__" not in path.parts:
+        rel = path.relative_to(ROOT).as_posix()
+        if path.is_file() and "__pycache__" not in path.parts and not rel.startswith(_TOOLING):
             digest.update(path.relative_to(ROOT).as_posix().encode())
             digest.update(path.read_bytes())
     return digest.hexdigest()
+
+
+_REDIRECT = """<!DOCTYPE html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<title>Seeing inside CNNs</title>
+<meta http-equiv="refresh" content="0; url={target}">
+<link rel="canonical" href="{target}">
+<link rel="icon" href="_static/favicon.svg" type="image/svg+xml">
+</head>
+<body><p><a href="{target}">Seeing inside CNNs</a></p></body>
+</html>
+"""
+
+
+def _write_redirect() -> None:
+    """Replace the bare redirect that sphinx-external-toc writes as index.html (the root page is
+    intro.html) with a complete page: with no favicon link, browsers request /favicon.ico (404)."""
+    if (HTML / "intro.html").is_file() and INDEX.is_file() and INDEX.stat().st_size < 200:
+        INDEX.write_text(_REDIRECT.format(target="intro.html"))
 
 
 def build(*, fresh: bool = False, quiet: bool = False) -> int:
@@ -68,6 +94,7 @@ def build(*, fresh: bool = False, quiet: bool = False) -> int:
     status = subprocess.call(cmd, cwd=ROOT, env=kernel_env())
 
     if status == 0:
+        _write_redirect()
         BUILD.mkdir(exist_ok=True)
         STAMP.write_text(current + "\n")
     else:

@@ -30,11 +30,12 @@ from collections.abc import Mapping
 
 import numpy as np
 
-from utils import _import_order  # noqa: F401  (torch before TensorFlow)
+from utils._import_order import import_tensorflow
 from utils.layers import UnknownLayerError, call_key
 from utils.layout import as_numpy, torch_dense_to_keras, torch_kernel_to_keras
 
-import keras  # noqa: E402  (after the import-order guard)
+import_tensorflow()  # quietly, and after torch (the import order that does not crash)
+import keras
 
 
 class PortError(ValueError):
@@ -50,8 +51,7 @@ def _torch_params(torch_model_or_state) -> dict[str, dict[str, np.ndarray]]:
         state = torch_model_or_state.state_dict()
     else:
         raise TypeError(
-            "expected a torch.nn.Module or a state dict, got "
-            f"{type(torch_model_or_state).__name__}"
+            f"expected a torch.nn.Module or a state dict, got {type(torch_model_or_state).__name__}"
         )
     params: dict[str, dict[str, np.ndarray]] = {}
     for key, value in state.items():
@@ -97,7 +97,9 @@ def convert_layer(name: str, layer, torch_w: dict[str, np.ndarray], keras_model=
         return [torch_kernel_to_keras(w), *b]
     if isinstance(layer, keras.layers.BatchNormalization):
         if not (layer.scale and layer.center):
-            raise PortError(f"layer {name!r}: BatchNormalization without scale/center is unsupported")
+            raise PortError(
+                f"layer {name!r}: BatchNormalization without scale/center is unsupported"
+            )
         return _require(name, torch_w, ["weight", "bias", "running_mean", "running_var"], layer)
     if isinstance(layer, keras.layers.Dense):
         w, *b = _require(name, torch_w, ["weight", *bias], layer)
@@ -166,8 +168,11 @@ def keras_names_for(torch_name: str, keras_model) -> list[str]:
     """
     names = {layer.name for layer in keras_model.layers}
     if torch_name not in names:
-        raise UnknownLayerError(torch_name, [layer.name for layer in keras_model.layers],
-                                f"Keras model {keras_model.name!r}")
+        raise UnknownLayerError(
+            torch_name,
+            [layer.name for layer in keras_model.layers],
+            f"Keras model {keras_model.name!r}",
+        )
     found = [torch_name]
     while call_key(torch_name, len(found)) in names:
         found.append(call_key(torch_name, len(found)))

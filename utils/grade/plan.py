@@ -37,7 +37,8 @@ class Step:
 
     ``role`` is ``setup``, ``answer``, ``extra`` (a student's own cell), ``public``, ``hidden``
     or ``manual``; ``question`` is the question it belongs to (None for set-up and extra cells);
-    ``label`` names it in messages ("cell 4", "your added cell 7").
+    ``label`` names it in messages ("your answer cell for q1", "the public check of q1",
+    "your added cell 2").
     """
 
     role: str
@@ -52,7 +53,7 @@ class Plan:
 
     steps: list[Step]
     notes: dict[str, list[str]] = field(default_factory=dict)  # question -> remarks
-    manual_answers: dict[str, str] = field(default_factory=dict)
+    manual_answers: dict[str, str] = field(default_factory=dict)  # written (non-stub) answers
     extra_cells: int = 0
 
 
@@ -134,8 +135,10 @@ def submission_plan(source: SourceNotebook, submission: nbformat.NotebookNode) -
             if target.role == "solution" and cell.get("cell_type") == "code":
                 answers[target.index] = cell.get("source", "")
             elif target.role == "manual":
-                manual[target.question] = cell.get("source", "")
-                answers[target.index] = cell.get("source", "")
+                text = cell.get("source", "")
+                if text.strip() and text.strip() != target.stub.strip():
+                    manual[target.question] = text
+                answers[target.index] = text
             anchor = target.index
         elif cell.get("cell_type") == "code" and cell.get("source", "").strip():
             extras.setdefault(anchor, []).append(cell["source"])
@@ -162,17 +165,24 @@ def _assemble(source: SourceNotebook, answers: dict[int, str], extras: dict[int,
             steps.append(Step("extra", None, code, f"your added cell {added}"))
 
     add_extras(-1)
+    code_cells = 0
     for cell in source.cells:
-        label = f"cell {cell.index}"
+        code_cells += cell.cell_type == "code"
+        qid = cell.question
         if cell.role == "setup":
-            steps.append(Step("setup", None, cell.source, label))
+            steps.append(Step("setup", None, cell.source, f"set-up code cell {code_cells}"))
         elif cell.role == "solution":
-            steps.append(Step("answer", cell.question, answers.get(cell.index, cell.stub), label))
+            several = len(source.cells_of(qid, "solution")) > 1
+            label = f"your answer cell for {qid}" + (f" (code cell {code_cells})" if several
+                                                     else "")
+            steps.append(Step("answer", qid, answers.get(cell.index, cell.stub), label))
         elif cell.role == "test":
             if cell.public.strip():
-                steps.append(Step("public", cell.question, cell.public, label))
-            steps.append(Step("hidden", cell.question, HIDDEN_PREFIX + cell.hidden, label))
+                steps.append(Step("public", qid, cell.public, f"the public check of {qid}"))
+            steps.append(Step("hidden", qid, HIDDEN_PREFIX + cell.hidden,
+                              f"the hidden tests of {qid}"))
         elif cell.role == "manual" and cell.cell_type == "code":
-            steps.append(Step("manual", cell.question, answers.get(cell.index, cell.stub), label))
+            steps.append(Step("manual", qid, answers.get(cell.index, cell.stub),
+                              f"your answer cell for {qid}"))
         add_extras(cell.index)
     return Plan(steps)

@@ -237,7 +237,7 @@ def parse_notebook(nb: nbformat.NotebookNode, path: Path) -> SourceNotebook:
         seen_ids.add(cell_id)
         meta = _grade_meta(cell, where)
         source = cell.source
-        if cell.cell_type == "markdown":
+        if meta is None and cell.cell_type == "markdown":
             title = _heading(cell) or title
         if meta is None:
             if any(_marker(line) for line in _lines(source)):

@@ -1,17 +1,20 @@
 """The course's PyTorch helpers. :mod:`utils.tensorflow` mirrors every name and signature here.
 
-===================================  ==============================================================
-``layer_names(model, kind)``         capturable module names (``kind="conv"``: convolutions)
-``ActivationCapture(model, layers)`` forward hooks in a context manager (PyTorch's mechanism)
-``feature_maps(model, layers, x)``   layer outputs as NumPy ``[N, C, H, W]``
-``conv_filters(model, layer)``       kernels as NumPy ``[out, in, kh, kw]``
-``to_input(images)``                 NumPy ``[N, H, W, C]`` batch -> tensor ``[N, C, H, W]``
-===================================  ==============================================================
+====================================  =============================================================
+``load_model(name, pretrained)``      the course's models: ``efficientnet_lite0``, ``resnet18``, ``mnist_cnn``
+``predict(model, x)``                 logits as NumPy ``[N, classes]`` (inference mode)
+``to_input(images)``                  NumPy ``[N, H, W, C]`` batch -> tensor ``[N, C, H, W]``
+``layer_names(model, kind)``          capturable module names (``kind="conv"``: convolutions)
+``ActivationCapture(model, layers)``  forward hooks in a context manager (PyTorch's mechanism)
+``feature_maps(model, layers, x)``    layer outputs as NumPy ``[N, C, H, W]``
+``conv_filters(model, layer)``        kernels as NumPy ``[out, in, kh, kw]``
+====================================  =============================================================
 """
 
 from utils import _import_order  # noqa: F401
 from utils.pytorch.capture import ActivationCapture, feature_maps, layer_names, to_input
 from utils.pytorch.filters import conv_filters
+from utils.pytorch.models import MODEL_NAMES, WeightsNotAvailableError, load_model, predict
 
 FRAMEWORK = "pytorch"
 LAYOUT = "channels_first"
@@ -19,9 +22,13 @@ LAYOUT = "channels_first"
 __all__ = [
     "FRAMEWORK",
     "LAYOUT",
+    "MODEL_NAMES",
     "ActivationCapture",
+    "WeightsNotAvailableError",
     "conv_filters",
     "feature_maps",
     "layer_names",
+    "load_model",
+    "predict",
     "to_input",
 ]

@@ -1,12 +1,14 @@
 """The course's TensorFlow/Keras helpers. :mod:`utils.pytorch` mirrors every name and signature here.
 
-===================================  ==============================================================
-``layer_names(model, kind)``         capturable layer names (``kind="conv"``: convolutions)
-``activation_model(model, layers)``  multi-output sub-model (Keras' mechanism)
-``feature_maps(model, layers, x)``   layer outputs as NumPy ``[N, H, W, C]``
-``conv_filters(model, layer)``       kernels as NumPy ``[out, in, kh, kw]``
-``to_input(images)``                 NumPy ``[N, H, W, C]`` batch -> ``tf.Tensor``
-===================================  ==============================================================
+====================================  =============================================================
+``load_model(name, pretrained)``      Keras twins of the course's models, weights ported from PyTorch
+``predict(model, x)``                 logits as NumPy ``[N, classes]`` (``training=False``)
+``to_input(images)``                  NumPy ``[N, H, W, C]`` batch -> ``tf.Tensor``
+``layer_names(model, kind)``          capturable layer names (``kind="conv"``: convolutions)
+``activation_model(model, layers)``   multi-output sub-model (Keras' mechanism)
+``feature_maps(model, layers, x)``    layer outputs as NumPy ``[N, H, W, C]``
+``conv_filters(model, layer)``        kernels as NumPy ``[out, in, kh, kw]``
+====================================  =============================================================
 
 Importing this module imports TensorFlow quietly, after torch and torchvision.
 """
@@ -22,6 +24,7 @@ from utils.tensorflow.capture import (  # noqa: E402
     to_input,
 )
 from utils.tensorflow.filters import conv_filters  # noqa: E402
+from utils.tensorflow.models import MODEL_NAMES, WeightsNotAvailableError, load_model, predict  # noqa: E402
 
 FRAMEWORK = "tensorflow"
 LAYOUT = "channels_last"
@@ -29,9 +32,13 @@ LAYOUT = "channels_last"
 __all__ = [
     "FRAMEWORK",
     "LAYOUT",
+    "MODEL_NAMES",
+    "WeightsNotAvailableError",
     "activation_model",
     "conv_filters",
     "feature_maps",
     "layer_names",
+    "load_model",
+    "predict",
     "to_input",
 ]

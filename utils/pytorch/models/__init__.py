@@ -15,6 +15,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from utils.pytorch.capture import to_input  # one definition, shared with feature_maps
 from utils.pytorch.models.efficientnet_lite import EfficientNetLite0, efficientnet_lite0
 from utils.pytorch.models.mnist import MnistCNN, mnist_cnn
 from utils.pytorch.models.resnet import resnet18
@@ -67,24 +68,6 @@ def load_model(name: str, pretrained: bool = True) -> nn.Module:
     if not isinstance(pretrained, bool):
         raise TypeError(f"pretrained must be True or False, got {pretrained!r}")
     return _BUILDERS[check_model_name(name)](pretrained=pretrained)
-
-
-def to_input(images) -> torch.Tensor:
-    """Preprocessed images -> the model's input tensor.
-
-    ``images``: the course's framework-neutral batch, a float32 NumPy array ``[N, H, W, C]`` from
-    :func:`utils.preprocess.preprocess` (one image ``[H, W, C]`` gets a batch axis). Returns a
-    float32 tensor ``[N, C, H, W]`` (PyTorch's layout). A torch tensor is returned unchanged: it is
-    taken to be ``[N, C, H, W]`` already.
-    """
-    if isinstance(images, torch.Tensor):
-        return images
-    array = np.asarray(images, dtype=np.float32)
-    if array.ndim == 3:
-        array = array[None]
-    if array.ndim != 4:
-        raise ValueError(f"expected images [N, H, W, C] or [H, W, C], got shape {array.shape}")
-    return torch.from_numpy(np.ascontiguousarray(array.transpose(0, 3, 1, 2)))
 
 
 def predict(model: nn.Module, images) -> np.ndarray:

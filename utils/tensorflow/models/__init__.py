@@ -10,19 +10,17 @@ PyTorch one: the same layers under the same names, with the trained weights port
 
 from __future__ import annotations
 
-from utils import _import_order  # noqa: F401  (torch before TensorFlow)
+# (utils.tensorflow's __init__ has imported TensorFlow quietly, after torch: the safe order.)
+import keras
+import numpy as np
 
-import numpy as np  # noqa: E402
-import tensorflow as tf  # noqa: E402
-
-import keras  # noqa: E402
-
-from utils.port import port_to_keras  # noqa: E402
-from utils.pytorch.models import MODEL_NAMES, WeightsNotAvailableError, check_model_name  # noqa: E402
-from utils.pytorch.models import load_model as load_torch_model  # noqa: E402
-from utils.tensorflow.models.efficientnet_lite import efficientnet_lite0_twin  # noqa: E402
-from utils.tensorflow.models.mnist import mnist_cnn_twin  # noqa: E402
-from utils.tensorflow.models.resnet import resnet18_twin  # noqa: E402
+from utils.tensorflow.capture import to_input  # one definition, shared with feature_maps
+from utils.port import port_to_keras
+from utils.pytorch.models import MODEL_NAMES, WeightsNotAvailableError, check_model_name
+from utils.pytorch.models.weights import pretrained_state_dict
+from utils.tensorflow.models.efficientnet_lite import efficientnet_lite0_twin
+from utils.tensorflow.models.mnist import mnist_cnn_twin
+from utils.tensorflow.models.resnet import resnet18_twin
 
 _TWINS = {
     "efficientnet_lite0": efficientnet_lite0_twin,
@@ -60,27 +58,9 @@ def load_model(name: str, pretrained: bool = True) -> keras.Model:
         raise TypeError(f"pretrained must be True or False, got {pretrained!r}")
     check_model_name(name)
     if pretrained:
-        source = load_torch_model(name, pretrained=True)  # raises before the twin is built
-        return port_to_keras(source, _TWINS[name]())
+        state = pretrained_state_dict(name)  # the PyTorch weights; raises before building
+        return port_to_keras(state, _TWINS[name]())
     return _TWINS[name]()
-
-
-def to_input(images) -> tf.Tensor:
-    """Preprocessed images -> the model's input tensor.
-
-    ``images``: the course's framework-neutral batch, a float32 NumPy array ``[N, H, W, C]`` from
-    :func:`utils.preprocess.preprocess` (one image ``[H, W, C]`` gets a batch axis). Keras uses
-    that layout too, so this only makes a float32 ``tf.Tensor``. A TensorFlow tensor is returned
-    unchanged.
-    """
-    if isinstance(images, tf.Tensor):
-        return images
-    array = np.asarray(images, dtype=np.float32)
-    if array.ndim == 3:
-        array = array[None]
-    if array.ndim != 4:
-        raise ValueError(f"expected images [N, H, W, C] or [H, W, C], got shape {array.shape}")
-    return tf.convert_to_tensor(array)
 
 
 def predict(model: keras.Model, images) -> np.ndarray:

@@ -12,12 +12,11 @@ checkpoint was trained with; the PyTorch twin emulates it.
 
 from __future__ import annotations
 
-from utils import _import_order  # noqa: F401  (torch before TensorFlow)
+# (utils.tensorflow's __init__ has imported TensorFlow quietly, after torch: the safe order.)
+import keras
+from keras import layers
 
-import keras  # noqa: E402
-from keras import layers  # noqa: E402
-
-from utils.pytorch.models.efficientnet_lite import (  # noqa: E402
+from utils.pytorch.models.efficientnet_lite import (
     BN_EPS,
     BN_MOMENTUM,
     DROPOUT,
@@ -58,7 +57,9 @@ def efficientnet_lite0_twin(num_classes: int = 1000) -> keras.Model:
     ``(x - 127) / 128``. Port trained weights with :func:`utils.port.port_to_keras`, or use
     ``utils.tensorflow.load_model("efficientnet_lite0")``."""
     inputs = keras.Input((224, 224, 3), name="input")
-    x = layers.Conv2D(STEM_CHANNELS, 3, 2, padding="same", use_bias=False, name="_conv_stem")(inputs)
+    x = layers.Conv2D(STEM_CHANNELS, 3, 2, padding="same", use_bias=False, name="_conv_stem")(
+        inputs
+    )
     x = _bn("_bn0")(x)
     x = layers.ReLU(6.0, name="_relu0")(x)
     for i, cfg in enumerate(block_configs(LITE0_STAGES)):

@@ -8,10 +8,9 @@ kernel to match.
 
 from __future__ import annotations
 
-from utils import _import_order  # noqa: F401  (torch before TensorFlow)
-
-import keras  # noqa: E402
-from keras import layers  # noqa: E402
+# (utils.tensorflow's __init__ has imported TensorFlow quietly, after torch: the safe order.)
+import keras
+from keras import layers
 
 
 def mnist_cnn_twin(num_classes: int = 10) -> keras.Model:

@@ -22,10 +22,9 @@ on porting bugs; the defaults are the correct twin.
 
 from __future__ import annotations
 
-from utils import _import_order  # noqa: F401  (torch before TensorFlow)
-
-import keras  # noqa: E402
-from keras import layers  # noqa: E402
+# (utils.tensorflow's __init__ has imported TensorFlow quietly, after torch: the safe order.)
+import keras
+from keras import layers
 
 BN_EPS = 1e-5
 STAGES = ((64, 1), (128, 2), (256, 2), (512, 2))  # (channels, stride of the first block)

@@ -1,0 +1,135 @@
+"""The grader against real adversarial submissions (tests/fixtures/grading/submissions/).
+
+One batch grades all twenty fake students (in parallel, as an instructor would); the tests then
+check each student's rows, the feedback, and that nothing outlived the run. The submissions are
+built by tests/fixtures/grading/make_fixtures.py from the warm-up exercise.
+"""
+
+import os
+import tempfile
+from pathlib import Path
+
+import pytest
+
+from utils.grade.batch import Options, grade
+from utils.grade.results import COLUMNS, read_csv
+from utils.grade.runner import Limits
+from utils.grade.source import load_source
+
+ROOT = Path(__file__).resolve().parents[1]
+FIXTURES = ROOT / "tests" / "fixtures" / "grading" / "submissions"
+SOURCE = ROOT / "solutions" / "00_warmup.ipynb"
+LIMITS = Limits(cell_timeout=5, notebook_timeout=90, memory_mb=1024)
+
+P, F, E, T, M = "passed", "failed", "error", "timeout", "manual"
+# student -> statuses of q1..q5 (q5 is graded by hand), and a phrase the message must contain.
+EXPECTED = {
+    "correct": ((P, P, P, P, M), {}),
+    "untouched": ((E, E, E, E, M), {"q1": "still raises NotImplementedError"}),
+    "partial": ((P, F, F, F, M), {"q2": "public check failed", "q3": "values_per_map"}),
+    "bad_json": (("invalid",) * 5, {"q1": "not valid JSON"}),
+    "not_a_notebook": (("invalid",) * 5, {"q1": "not a Jupyter notebook"}),
+    "missing": (("missing",) * 5, {"q1": "was not submitted"}),
+    # test cells and set-up deleted: restored from the source; the deleted answer is unanswered
+    "deleted_cells": ((P, E, P, P, M), {"q2": "was missing"}),
+    # test cells replaced by `pass`: the source's tests run anyway and catch the wrong answer
+    "edited_tests": ((F, P, P, P, M), {"q1": "public check failed"}),
+    "extra_cells": ((P, P, P, P, M), {}),
+    "lost_metadata": ((P, P, P, P, M), {}),
+    "sys_exit": ((P, E, P, P, M), {"q2": "SystemExit"}),
+    "os_exit_and_segfault": ((P, E, E, P, M), {"q2": "kernel died", "q3": "kernel died"}),
+    "infinite_loop": ((P, T, P, P, M), {"q2": "cell time limit"}),
+    "unstoppable_loop": ((P, T, P, P, M), {"q2": "cell time limit"}),
+    "memory_bomb": ((P, E, P, P, M), {"q2": "MemoryError"}),
+    "huge_output": ((P, E, P, P, M), {"q2": "over 64 MB"}),
+    "background_process": ((P, P, P, P, M), {}),
+    # patched numpy/print/asserts, hidden errors, swallowed probes, every later cell -> "pass"
+    "monkeypatch": ((E, F, F, F, M), {"q2": "not computed"}),
+    "forged_probes": ((P, P, F, P, M), {"q3": "wrong value"}),
+    "steal_solutions": ((P, P, P, F, M), {}),
+}
+
+
+def _grader_processes() -> list[str]:
+    """Processes of any grading kernel (they carry GRADE_KERNEL_TOKEN) or the fixtures' sleeps."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+            environ = (entry / "environ").read_bytes()
+        except OSError:
+            continue
+        if "612.345" in cmdline or "613.345" in cmdline or b"GRADE_KERNEL_TOKEN=" in environ:
+            found.append(f"{entry.name}: {cmdline}")
+    return found
+
+
+@pytest.fixture(scope="module")
+def batch(tmp_path_factory):
+    out = tmp_path_factory.mktemp("grading")
+    before = set(Path(tempfile.gettempdir()).glob("cnn-grade-*"))
+    summary = grade(Options(submissions=FIXTURES, out=out / "grades.csv",
+                            feedback=out / "feedback", jobs=2, limits=LIMITS, progress=False),
+                    log=lambda *_: None)
+    leftovers = set(Path(tempfile.gettempdir()).glob("cnn-grade-*")) - before
+    return summary, out, leftovers
+
+
+def test_every_student_gets_the_documented_status(batch):
+    summary, out, _ = batch
+    rows = {(r.student, r.question): r for r in read_csv(out / "grades.csv")}
+    problems = []
+    for student, (statuses, phrases) in EXPECTED.items():
+        if student == "steal_solutions" and not summary.isolation.protections[1]:
+            statuses = (P, P, P, P, M)  # without private files the theft works: said in output
+        for number, status in enumerate(statuses, 1):
+            row = rows[(student, f"q{number}")]
+            if row.status != status:
+                problems.append(f"{student} q{number}: {row.status} ({row.message}), "
+                                f"expected {status}")
+        for question, phrase in phrases.items():
+            if phrase not in rows[(student, question)].message:
+                problems.append(f"{student} {question}: {rows[(student, question)].message!r} "
+                                f"lacks {phrase!r}")
+    assert not problems, "\n".join(problems)
+
+
+def test_csv_has_the_contract_columns_and_consistent_points(batch):
+    _, out, _ = batch
+    header = (out / "grades.csv").read_text().splitlines()[0]
+    assert header == ",".join(COLUMNS)
+    rows = read_csv(out / "grades.csv")
+    assert len(rows) == 5 * len(EXPECTED)
+    for row in rows:
+        assert row.points == (row.max_points if row.status == "passed" else 0)
+    assert {r.student for r in rows} == set(EXPECTED)
+
+
+def test_feedback_exists_and_never_quotes_hidden_tests(batch):
+    _, out, _ = batch
+    hidden = [line.strip() for cell in load_source(SOURCE).cells
+              for line in cell.hidden.splitlines() if len(line.strip()) >= 12]
+    assert hidden
+    texts = {student: (out / "feedback" / student / "00_warmup.md").read_text()
+             for student in EXPECTED}
+    texts["csv"] = (out / "grades.csv").read_text()
+    for name, text in texts.items():
+        for line in hidden:
+            assert line not in text, f"{name} feedback quotes hidden test code: {line}"
+    assert "Automatically graded: 6 of 6 points" in texts["correct"]
+    assert "A reshape regroups" in texts["correct"]  # the hand-graded answer is quoted
+
+
+def test_no_process_or_scratch_folder_outlives_the_run(batch):
+    _, _, leftovers = batch
+    assert _grader_processes() == []
+    assert not leftovers
+
+
+def test_kernel_ran_as_nobody_without_network_under_bubblewrap(batch):
+    summary, _, _ = batch
+    if summary.isolation.mechanism != "bubblewrap":
+        pytest.skip(f"isolation here is {summary.isolation.mechanism}")
+    assert summary.isolation.off() == ([] if os.geteuid() == 0 else ["separate user"])

@@ -1,0 +1,143 @@
+"""Generate the learners' notebooks in ``exercises/`` from the sources in ``solutions/``.
+
+Command line::
+
+    python -m utils.exercises build             # (re)write exercises/*.ipynb
+    python -m utils.exercises check             # exit 1 if exercises/ is stale or a source
+                                                #   breaks an authoring rule
+    python -m utils.exercises check --execute   # also grade the model answers (every question
+                                                #   must pass) and the untouched exercises (none
+                                                #   may pass), with the real grader
+
+``solutions/`` is the single source (format: ``docs/instructor-guide.md``); ``exercises/`` is
+generated, committed, and never edited by hand. Generation is deterministic, so "stale" simply
+means "the file differs from what ``build`` would write".
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+
+from utils.grade.source import SourceError, exercise_text, load_sources
+
+ROOT = Path(__file__).resolve().parent.parent
+SOLUTIONS = ROOT / "solutions"
+EXERCISES = ROOT / "exercises"
+
+
+def build(source_dir: Path = SOLUTIONS, exercise_dir: Path = EXERCISES) -> list[Path]:
+    """Write every exercise notebook; delete exercise notebooks whose source is gone.
+
+    Returns the files that changed. Raises :class:`SourceError` for a bad source (nothing is
+    written then).
+    """
+    from utils.grade.results import atomic_write
+
+    texts = {source.name: exercise_text(source) for source in load_sources(source_dir)}
+    exercise_dir.mkdir(parents=True, exist_ok=True)
+    changed = []
+    for name, text in texts.items():
+        path = exercise_dir / name
+        if not path.exists() or path.read_text(encoding="utf-8") != text:
+            atomic_write(path, text)
+            changed.append(path)
+    for path in sorted(exercise_dir.glob("*.ipynb")):
+        if path.name not in texts:
+            path.unlink()
+            changed.append(path)
+    return changed
+
+
+def stale(source_dir: Path = SOLUTIONS, exercise_dir: Path = EXERCISES) -> list[str]:
+    """Problems that make ``exercises/`` differ from what :func:`build` would write."""
+    try:
+        sources = load_sources(source_dir)
+    except SourceError as exc:
+        return [str(exc)]
+    problems = []
+    for source in sources:
+        path = exercise_dir / source.name
+        if not path.exists():
+            problems.append(f"{path} is missing")
+        elif path.read_text(encoding="utf-8") != exercise_text(source):
+            problems.append(f"{path} is stale (differs from its source {source.path})")
+    names = {source.name for source in sources}
+    problems += [f"{path} has no source in {source_dir}" for path in
+                 sorted(exercise_dir.glob("*.ipynb")) if path.name not in names]
+    return problems
+
+
+def execution_problems(source_dir: Path = SOLUTIONS, *, jobs: int = 2,
+                       isolation: str = "auto") -> list[str]:
+    """Grade the model answers and the untouched exercises with the real grader.
+
+    Every automatically graded question of a source must pass with its own model answers, and
+    none may pass in the generated exercise (otherwise its tests check nothing the learner
+    writes). Returns the problems found (empty when all is well).
+    """
+    from utils.grade.batch import Options, grade
+    from utils.grade.runner import Limits
+
+    sources = load_sources(source_dir)
+    with tempfile.TemporaryDirectory(prefix="exercise-check-") as tmp:
+        tmp = Path(tmp)
+        (tmp / "submissions" / "model-answers").mkdir(parents=True)
+        (tmp / "submissions" / "untouched-exercises").mkdir()
+        for source in sources:
+            shutil.copy(source.path, tmp / "submissions" / "model-answers" / source.name)
+            (tmp / "submissions" / "untouched-exercises" / source.name).write_text(
+                exercise_text(source), encoding="utf-8")
+        summary = grade(Options(submissions=tmp / "submissions", out=tmp / "grades.csv",
+                                jobs=jobs, source_dir=source_dir, isolation=isolation,
+                                progress=False, limits=Limits(notebook_timeout=1800)),
+                        log=lambda *_: None)
+    problems = list(summary.reference_problems)
+    for row in summary.rows:
+        where = f"{row.notebook} {row.question}"
+        if row.student == "model-answers" and row.status not in ("passed", "manual"):
+            problems.append(f"{where}: the model answer does not pass ({row.status}: "
+                            f"{row.message})")
+        if row.student == "untouched-exercises" and row.status == "passed":
+            problems.append(f"{where}: the untouched exercise passes; its tests do not depend "
+                            "on the learner's answer")
+    return problems
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m utils.exercises",
+                                     description="Generate exercises/ from solutions/.")
+    parser.add_argument("command", choices=("build", "check"))
+    parser.add_argument("--execute", action="store_true",
+                        help="check: also run the grader on model answers and exercises")
+    parser.add_argument("--solutions", type=Path, default=SOLUTIONS)
+    parser.add_argument("--exercises", type=Path, default=EXERCISES)
+    args = parser.parse_args(argv)
+    if args.command == "build":
+        try:
+            changed = build(args.solutions, args.exercises)
+        except SourceError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 1
+        for path in changed:
+            print(f"wrote {path}" if path.exists() else f"removed {path}")
+        print(f"exercises up to date ({len(changed)} file(s) changed)")
+        return 0
+    problems = stale(args.solutions, args.exercises)
+    if problems:
+        problems.append("run `python -m utils.exercises build` (or `make exercises`)")
+    elif args.execute:
+        problems = execution_problems(args.solutions)
+    for problem in problems:
+        print(problem, file=sys.stderr)
+    if not problems:
+        print("exercises are up to date" + (" and the tests grade correctly"
+                                            if args.execute else ""))
+    return 1 if problems else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,439 @@
+"""Grade a whole class: find the students, run the pool, score, write state, CSV and feedback.
+
+Work is split into tasks for a process pool (``--jobs``): one *reference* task per source
+notebook (runs the model answers to get the reference probe values; cached in the state folder)
+and one *student* task per student (runs each of their notebooks in a fresh sandboxed kernel).
+Workers only execute; the parent scores (it needs the reference values), saves each finished
+student's state file, then writes feedback and, at the end, the CSV. A student already in the
+state folder with the same fingerprint is not run again, so an interrupted run resumes.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import hashlib
+import multiprocessing
+import os
+import shutil
+import signal
+import stat
+import sys
+import tempfile
+import time
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import asdict, dataclass, field
+from importlib import metadata
+from pathlib import Path
+
+from utils.grade import feedback as feedback_md
+from utils.grade.plan import InvalidSubmission, Plan, read_submission, reference_plan, \
+    submission_plan
+from utils.grade.results import Row, StateStore, atomic_write, write_csv
+from utils.grade.runner import Limits, RunResult, run_steps_sync
+from utils.grade.sandbox import PACKAGE_DIR, Isolation, detect_isolation
+from utils.grade.scoring import QuestionResult, ReferenceFailure, build_reference, \
+    expected_values, score, whole_notebook
+from utils.grade.source import SourceNotebook, load_sources
+
+GRADER_VERSION = "1"
+DEFAULT_SOURCE = PACKAGE_DIR.parent / "solutions"
+_WORKER_RETRIES = 1
+
+
+class InstructorError(ValueError):
+    """A problem with the grader's own input (paths, options, source notebooks): exit code 2."""
+
+
+@dataclass(frozen=True)
+class Options:
+    """Everything one grading run needs (the CLI fills it from its arguments)."""
+
+    submissions: Path
+    out: Path
+    feedback: Path | None = None
+    jobs: int = 1
+    shard: tuple[int, int] = (1, 1)
+    limits: Limits = Limits()
+    source_dir: Path = DEFAULT_SOURCE
+    state_dir: Path | None = None
+    isolation: str = "auto"
+    progress: bool = True
+
+    @property
+    def state(self) -> Path:
+        return self.state_dir or self.out.with_name(self.out.stem + ".state")
+
+
+@dataclass
+class Summary:
+    """What a run did: for the CLI's closing lines and for tests."""
+
+    isolation: Isolation
+    students: list[str]
+    graded: list[str] = field(default_factory=list)
+    resumed: list[str] = field(default_factory=list)
+    rows: list[Row] = field(default_factory=list)
+    reference_problems: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+
+
+@dataclass
+class NotebookOutcome:
+    """A worker's raw result for one notebook of one student."""
+
+    name: str
+    kind: str  # "run", "missing" or "invalid"
+    message: str = ""
+    plan: Plan | None = None
+    run: RunResult | None = None
+
+
+# -- discovery ------------------------------------------------------------------------------------
+def discover_students(root: Path) -> list[str]:
+    """Names of the student folders in ``root`` (sorted; hidden entries and files skipped)."""
+    if not root.is_dir():
+        raise InstructorError(f"submissions folder {root} does not exist or is not a folder")
+    names = []
+    for entry in root.iterdir():
+        if entry.name.startswith("."):
+            continue
+        if entry.is_symlink() or entry.is_dir():
+            names.append(entry.name)
+    return sorted(names)
+
+
+def shard_of(students: list[str], shard: tuple[int, int]) -> list[str]:
+    """Shard ``i`` of ``n`` (1-based): every n-th student of the sorted list, from the i-th."""
+    index, count = shard
+    return students[index - 1::count]
+
+
+def _file_digest(path: Path) -> str:
+    try:
+        info = os.lstat(path)
+    except FileNotFoundError:
+        return "missing"
+    if not stat.S_ISREG(info.st_mode):
+        return f"not-a-file:{stat.S_IFMT(info.st_mode)}"
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _environment() -> str:
+    parts = [GRADER_VERSION, sys.version]
+    for package in ("numpy", "torch", "torchvision", "tensorflow", "keras", "ipykernel"):
+        try:
+            parts.append(f"{package}={metadata.version(package)}")
+        except metadata.PackageNotFoundError:
+            parts.append(f"{package}=-")
+    return "\n".join(parts)
+
+
+def reference_key(source: SourceNotebook) -> str:
+    """Cache key of a source's reference values: its contents plus the software versions."""
+    return hashlib.sha256(f"{source.sha256}\n{_environment()}".encode()).hexdigest()[:16]
+
+
+def fingerprint(folder: Path, sources: list[SourceNotebook], limits: Limits) -> str:
+    """What a student's grade depends on: submissions, sources, limits, grader and software."""
+    parts = [_environment(), repr((limits.cell_timeout, limits.notebook_timeout, limits.memory_mb)),
+             "symlink" if folder.is_symlink() else "folder"]
+    for source in sources:
+        parts.append(f"{source.name}:{source.sha256}:{_file_digest(folder / source.name)}")
+    return hashlib.sha256("\n".join(parts).encode()).hexdigest()
+
+
+# -- worker side ----------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class _Context:
+    sources: tuple[SourceNotebook, ...]
+    isolation: Isolation
+    workroot: Path
+    limits: Limits
+    private: tuple[Path, ...]
+
+
+_CONTEXT: _Context | None = None
+
+
+def _init_worker(context: _Context) -> None:
+    global _CONTEXT
+    _CONTEXT = context
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent stops the pool on Ctrl-C
+    if sys.platform.startswith("linux"):  # die (and take the kernels along) if the parent dies
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        libc.prctl(1, signal.SIGKILL, 0, 0, 0)
+
+
+def _run(plan: Plan) -> RunResult:
+    ctx = _CONTEXT
+    return run_steps_sync(plan.steps, ctx.isolation, ctx.workroot, ctx.limits, ctx.private)
+
+
+def _work(task: tuple[str, str, str]):
+    """Run one task in a worker: ("reference", notebook name, "") or ("student", name, folder)."""
+    kind, name, folder = task
+    sources = {s.name: s for s in _CONTEXT.sources}
+    if kind == "reference":
+        plan = reference_plan(sources[name])
+        return plan, _run(plan)
+    outcomes = []
+    for source in _CONTEXT.sources:
+        path = Path(folder) / source.name
+        try:
+            submission = read_submission(path)
+        except FileNotFoundError:
+            outcomes.append(NotebookOutcome(source.name, "missing",
+                                            f"{source.name} was not submitted"))
+            continue
+        except (InvalidSubmission, OSError) as exc:
+            outcomes.append(NotebookOutcome(source.name, "invalid", f"{source.name}: {exc}"))
+            continue
+        plan = submission_plan(source, submission)
+        outcomes.append(NotebookOutcome(source.name, "run", plan=plan, run=_run(plan)))
+    return outcomes
+
+
+def _pool_context():
+    """``fork`` (workers start at once, nothing re-imported) unless TensorFlow's threads are
+    already running in this process (forking them is unsafe): then ``forkserver``."""
+    if not sys.platform.startswith("linux"):
+        return multiprocessing.get_context("spawn")
+    if "tensorflow" in sys.modules:
+        context = multiprocessing.get_context("forkserver")
+        context.set_forkserver_preload(["utils.grade.batch"])
+        return context
+    return multiprocessing.get_context("fork")
+
+
+def _execute(tasks: list[tuple[str, str, str]], jobs: int, context: _Context, on_done) -> None:
+    """Run ``tasks`` in a process pool; call ``on_done(task, result, error)`` as each ends.
+
+    A worker that dies (BrokenProcessPool) takes the pool down: unfinished tasks are retried
+    once in a fresh pool, then reported as errors.
+    """
+    attempts = {task: 0 for task in tasks}
+    pending = list(tasks)
+    while pending:
+        pool = ProcessPoolExecutor(max_workers=max(1, min(jobs, len(pending))),
+                                   mp_context=_pool_context(), initializer=_init_worker,
+                                   initargs=(context,))
+        try:
+            futures = {pool.submit(_work, task): task for task in pending}
+            pending = []
+            for future in as_completed(futures):
+                task = futures[future]
+                try:
+                    result = future.result()
+                except BrokenProcessPool:
+                    attempts[task] += 1
+                    if attempts[task] <= _WORKER_RETRIES:
+                        pending.append(task)
+                    else:
+                        on_done(task, None, "the grader's worker process died while grading "
+                                            "this (twice); see the instructor guide")
+                except Exception as exc:  # noqa: BLE001 - a grader bug must not stop the batch
+                    on_done(task, None, f"internal grader error: {type(exc).__name__}: {exc}")
+                else:
+                    on_done(task, result, None)
+        except BaseException:
+            for process in list(getattr(pool, "_processes", {}).values()):
+                process.kill()
+            pool.shutdown(wait=False, cancel_futures=True)
+            raise
+        pool.shutdown(wait=True)
+
+
+# -- parent side ----------------------------------------------------------------------------------
+def _check_options(options: Options) -> None:
+    index, count = options.shard
+    if count < 1 or not 1 <= index <= count:
+        raise InstructorError(f"--shard {index}/{count}: use i/N with 1 <= i <= N")
+    if options.jobs < 1:
+        raise InstructorError("--jobs must be at least 1")
+    limits = options.limits
+    if limits.cell_timeout <= 0 or limits.notebook_timeout <= 0:
+        raise InstructorError("time limits must be positive")
+    if limits.memory_mb < 256:
+        raise InstructorError("--memory-mb must be at least 256 (a kernel needs ~150 MB)")
+    if options.out.is_dir():
+        raise InstructorError(f"--out {options.out} is a folder; give a file name such as "
+                              "grades.csv")
+    submissions = options.submissions.resolve()
+    for name, path in (("--out", options.out), ("--feedback", options.feedback),
+                       ("state folder", options.state)):
+        if path is not None and (path.resolve() == submissions
+                                 or submissions in path.resolve().parents):
+            raise InstructorError(f"{name} {path} is inside the submissions folder")
+
+
+def _load_sources(folder: Path) -> list[SourceNotebook]:
+    from utils.grade.source import SourceError
+
+    try:
+        return load_sources(folder)
+    except SourceError as exc:
+        raise InstructorError(str(exc)) from None
+
+
+def _notebook_rows(student: str, source: SourceNotebook, results: list[QuestionResult]
+                   ) -> list[Row]:
+    return [Row(student, source.name, r.question, r.points, r.max_points, r.status, r.message)
+            for r in results]
+
+
+def grade(options: Options, log=print) -> Summary:
+    """Grade every student of the shard; see the module docstring. Raises InstructorError."""
+    started = time.monotonic()
+    _check_options(options)
+    sources = _load_sources(options.source_dir)
+    students = shard_of(discover_students(options.submissions), options.shard)
+    try:
+        isolation = detect_isolation(options.isolation)
+    except RuntimeError as exc:
+        raise InstructorError(str(exc)) from None
+    summary = Summary(isolation, students)
+    log(isolation.describe())
+    state = StateStore(options.state)
+    by_name = {s.name: s for s in sources}
+
+    # What is already done (resume) and what must run.
+    records: dict[str, dict] = {}
+    prints: dict[str, str] = {}
+    todo: list[str] = []
+    for student in students:
+        folder = options.submissions / student
+        prints[student] = fingerprint(folder, sources, options.limits)
+        record = state.load_student(student, prints[student])
+        if record is None:
+            todo.append(student)
+        else:
+            records[student] = record
+            summary.resumed.append(student)
+    references: dict[str, dict | None] = {}
+    reference_tasks = []
+    for source in sources:
+        cached = state.load_reference(source.name, reference_key(source)) if todo else None
+        if cached is not None:
+            references[source.name] = expected_values(cached)
+        elif todo:
+            reference_tasks.append(("reference", source.name, ""))
+    waiting: dict[str, list[NotebookOutcome]] = {}
+    failed_refs: dict[str, str] = {}
+
+    def write_feedback(student: str, texts: dict[str, str]) -> None:
+        if options.feedback is None:
+            return
+        for name, text in texts.items():
+            atomic_write(options.feedback / student / f"{Path(name).stem}.md", text)
+
+    def finish(student: str, outcomes: list[NotebookOutcome] | None, error: str | None) -> None:
+        rows: list[Row] = []
+        texts: dict[str, str] = {}
+        complete = error is None
+        for source in sources:
+            outcome = next((o for o in outcomes or [] if o.name == source.name), None)
+            notes: list[str] = []
+            manual: dict[str, str] = {}
+            if outcome is None:
+                results = whole_notebook(source, "error", f"not graded: {error}")
+            elif outcome.kind in ("missing", "invalid"):
+                results = whole_notebook(source, outcome.kind, outcome.message)
+            elif source.name in failed_refs:
+                complete = False
+                results = whole_notebook(source, "error", "not graded: the instructor's "
+                                         "reference solution failed; it will be regraded")
+            else:
+                results = score(source, outcome.plan, outcome.run, references[source.name],
+                                options.limits)
+                manual = outcome.plan.manual_answers
+                if outcome.plan.extra_cells:
+                    notes.append(f"{outcome.plan.extra_cells} code cell(s) you added were run "
+                                 "after the cell above them.")
+                if outcome.run.restarts:
+                    notes.append(f"The kernel was restarted {outcome.run.restarts} time(s) "
+                                 "after a crash or an unstoppable cell.")
+            rows += _notebook_rows(student, source, results)
+            texts[source.name] = feedback_md.render(student, source, results, notes=notes,
+                                                    manual_answers=manual)
+        if complete:
+            state.save_student(student, prints[student], rows, texts)
+        records[student] = {"rows": [asdict(row) for row in rows], "feedback": texts}
+        write_feedback(student, texts)
+        summary.graded.append(student)
+        if bar is not None:
+            bar.update(1)
+
+    def needs(outcomes: list[NotebookOutcome]) -> set[str]:
+        return {o.name for o in outcomes if o.kind == "run"} - set(references) - set(failed_refs)
+
+    def on_done(task, result, error) -> None:
+        kind, name, _ = task
+        if kind == "reference":
+            if error is None:
+                plan, run = result
+                try:
+                    payloads = build_reference(by_name[name], plan, run)
+                except ReferenceFailure as exc:
+                    error = str(exc)
+                else:
+                    state.save_reference(name, reference_key(by_name[name]), payloads)
+                    references[name] = expected_values(payloads)
+            if error is not None:
+                failed_refs[name] = error
+                summary.reference_problems.append(error)
+                log(f"PROBLEM: {error}")
+            for student in [s for s, o in waiting.items() if not needs(o)]:
+                finish(student, waiting.pop(student), None)
+        elif error is not None:
+            finish(name, None, error)
+        elif needs(result):
+            waiting[name] = result
+        else:
+            finish(name, result, None)
+
+    workroot = Path(tempfile.mkdtemp(prefix="cnn-grade-"))
+    os.chmod(workroot, 0o711)  # a kernel running as nobody must reach its own folder
+    private = tuple(p for p in (options.source_dir, options.submissions, options.out.parent,
+                                options.feedback, options.state, PACKAGE_DIR.parent / ".git")
+                    if p is not None)
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    limits = options.limits
+    limits = Limits(limits.cell_timeout, limits.notebook_timeout, limits.memory_mb,
+                    limits.startup_timeout, limits.max_restarts,
+                    threads=max(1, (cpus or 1) // options.jobs))
+    context = _Context(tuple(sources), isolation, workroot, limits, private)
+    student_tasks = [("student", s, str(options.submissions / s)) for s in todo
+                     if not (options.submissions / s).is_symlink()]
+    bar = None
+    try:
+        if options.progress and todo:
+            from tqdm import tqdm
+
+            bar = tqdm(total=len(todo), desc="grading", unit="student", file=sys.stderr)
+        for student in todo:  # a linked folder could point anywhere: refuse it unread
+            if (options.submissions / student).is_symlink():
+                finish(student, [NotebookOutcome(s.name, "invalid", "the student folder is a "
+                                 "symbolic link") for s in sources], None)
+        _execute(reference_tasks + student_tasks, options.jobs, context, on_done)
+        for student in list(waiting):  # a reference failed with nothing else left to wait for
+            finish(student, waiting.pop(student), None)
+    finally:
+        if bar is not None:
+            bar.close()
+        shutil.rmtree(workroot, ignore_errors=True)
+
+    for student in students:
+        record = records[student]
+        rows = [Row(**row) for row in record["rows"]]
+        summary.rows += rows
+        if student in summary.resumed:
+            write_feedback(student, record["feedback"])
+    write_csv(summary.rows, options.out)
+    summary.seconds = time.monotonic() - started
+    return summary

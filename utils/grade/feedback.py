@@ -1,0 +1,65 @@
+"""Per-student, per-notebook feedback in Markdown.
+
+The text is built only from the scoring results (statuses and messages, which never quote hidden
+tests), the question titles of the source and the student's own written answers: hidden test
+code and reference values cannot end up in it.
+"""
+
+from __future__ import annotations
+
+from utils.grade.scoring import QuestionResult
+from utils.grade.source import SourceNotebook
+
+_STATUS_TEXT = {
+    "passed": "passed",
+    "failed": "failed",
+    "error": "error",
+    "timeout": "time limit",
+    "missing": "missing",
+    "invalid": "invalid",
+    "manual": "to be graded by hand",
+}
+MAX_QUOTED_ANSWER = 3000
+
+
+def _cell(text: str) -> str:
+    return text.replace("|", "\\|").replace("\n", " ")
+
+
+def _quote(text: str) -> str:
+    text = text.strip()
+    if len(text) > MAX_QUOTED_ANSWER:
+        text = text[:MAX_QUOTED_ANSWER] + " [...]"
+    return "\n".join("> " + line for line in text.splitlines()) or "> (empty)"
+
+
+def render(student: str, source: SourceNotebook, results: list[QuestionResult], *,
+           notes: list[str] = (), manual_answers: dict[str, str] | None = None) -> str:
+    """The Markdown feedback of one student for one notebook."""
+    manual_answers = manual_answers or {}
+    auto = [r for r in results if r.status != "manual"]
+    score = sum(r.points for r in auto)
+    possible = sum(r.max_points for r in auto)
+    pending = sum(r.max_points for r in results if r.status == "manual")
+    lines = [f"# Feedback on {source.name}", "", f"Student: {student}", "",
+             f"**Automatically graded: {score:g} of {possible:g} points.**"]
+    if pending:
+        lines.append(f"A further {pending:g} point(s) are graded by hand.")
+    lines += ["", "| Question | Points | Result | Details |", "|---|---|---|---|"]
+    for result in results:
+        title = source.question(result.question).title
+        name = f"{result.question} ({title})" if title else result.question
+        points = "-" if result.status == "manual" else f"{result.points:g}"
+        lines.append(f"| {_cell(name)} | {points} / {result.max_points:g} | "
+                     f"{_STATUS_TEXT.get(result.status, result.status)} | "
+                     f"{_cell(result.message) or ' '} |")
+    if notes:
+        lines += ["", "## Notes", ""] + [f"- {note}" for note in notes]
+    written = [r for r in results if r.status == "manual" and manual_answers.get(r.question)]
+    if written:
+        lines += ["", "## Your answers to the questions graded by hand", ""]
+        for result in written:
+            lines += [f"### {result.question}", "", _quote(manual_answers[result.question]), ""]
+    lines += ["", "Grading ran more tests than the public checks in your notebook; a failed "
+              "question says which part failed and why.", ""]
+    return "\n".join(lines)

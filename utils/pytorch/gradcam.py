@@ -1,0 +1,101 @@
+"""Grad-CAM in PyTorch: a forward hook keeps a layer's output, autograd gives its gradient.
+
+The raw mechanism, which lesson 9 shows step by step::
+
+    kept = {}
+    handle = model.get_submodule(layer).register_forward_hook(lambda m, i, out: kept.update(a=out))
+    logits = model(x)                                   # gradients enabled
+    handle.remove()
+    grads, = torch.autograd.grad(logits[:, c].sum(), kept["a"])
+    weights = grads.mean(dim=(2, 3), keepdim=True)      # [N, C, 1, 1]
+    heatmap = torch.relu((weights * kept["a"]).sum(dim=1))
+
+:func:`gradcam` is that, plus: eval mode, the top-1 class by default, one class per image, and
+``torch.autograd.grad`` instead of ``backward()`` so that only the layers *after* ``layer`` are
+differentiated and no parameter's ``.grad`` is touched. :mod:`utils.tensorflow.gradcam` has the
+same function for the Keras twin; the neutral helpers (normalising, upsampling, heat in a box) are
+in :mod:`utils.gradcam`.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch import nn
+
+from utils.gradcam import GradCAMResult, check_class_index
+from utils.layers import UnknownLayerError
+from utils.pytorch.capture import to_input
+
+__all__ = ["GradCAMResult", "gradcam"]
+
+
+def _module(model: nn.Module, layer: str) -> nn.Module:
+    modules = dict(model.named_modules())
+    if not isinstance(layer, str) or not layer or layer not in modules:
+        raise UnknownLayerError(layer, [n for n in modules if n], type(model).__name__)
+    return modules[layer]
+
+
+def gradcam(model: nn.Module, layer: str, images, class_index=None) -> GradCAMResult:
+    """Grad-CAM heatmaps of ``layer`` for a batch of images.
+
+    Args:
+        model: a classifier returning logits ``[N, classes]``; run in eval mode (its mode is
+            restored afterwards).
+        layer: name of the module whose output is explained (see ``layer_names``), usually a late
+            one: ``"_relu1"`` (EfficientNet-Lite0's head, 7 x 7) or ``"_blocks.15"``. Its output
+            must be ``[N, C, h, w]`` and the module must run once per forward pass.
+        images: preprocessed NumPy batch ``[N, H, W, 3]`` (:func:`utils.preprocess.preprocess`)
+            or a tensor ``[N, 3, H, W]``.
+        class_index: ``None`` explains each image's top-1 class; an ``int`` the same class for all
+            images; a sequence one class per image.
+
+    Returns:
+        :class:`utils.gradcam.GradCAMResult` ``(heatmaps [N, h, w], class_indices [N], logits)``:
+        raw maps, ``ReLU(sum_k w_k A_k)`` with ``w_k`` the spatial mean of the gradient of the class
+        logit with respect to channel ``k`` of the layer's output ``A``.
+    """
+    module = _module(model, layer)
+    device = next(model.parameters(), torch.empty(0)).device
+    x = to_input(images).to(device)
+    outputs: list[torch.Tensor] = []
+
+    def keep_output(mod, inputs, output):
+        if not isinstance(output, torch.Tensor) or output.ndim != 4:
+            got = tuple(output.shape) if isinstance(output, torch.Tensor) else type(output).__name__
+            raise ValueError(f"Grad-CAM needs a layer with feature maps [N, C, h, w]; {layer!r} gives {got}")
+        if not output.requires_grad:  # frozen parameters: start the graph here instead
+            output = output.detach().requires_grad_(True)
+        outputs.append(output)
+        # Later layers get a copy: an in-place operation after this layer (``out += identity`` in a
+        # ResNet block) must not change the tensor we take the gradient for.
+        return output.clone()
+
+    was_training = model.training
+    model.eval()
+    handle = module.register_forward_hook(keep_output)
+    try:
+        with torch.enable_grad():
+            logits = model(x)
+    finally:
+        handle.remove()
+        model.train(was_training)
+    if len(outputs) != 1:
+        raise ValueError(
+            f"layer {layer!r} ran {len(outputs)} times in one forward pass; Grad-CAM needs a layer that "
+            "runs once (e.g. a whole block such as 'layer4' instead of a shared ReLU)"
+        )
+    activations = outputs[0]
+    chosen = check_class_index(class_index, len(logits), logits.shape[1])
+    classes = logits.argmax(dim=1) if chosen is None else torch.as_tensor(chosen, device=logits.device)
+    score = logits.gather(1, classes[:, None]).sum()  # images are independent: one backward for all
+    (grads,) = torch.autograd.grad(score, activations)
+    with torch.no_grad():
+        weights = grads.mean(dim=(2, 3), keepdim=True)  # [N, C, 1, 1]
+        heatmaps = torch.relu((weights * activations).sum(dim=1))  # [N, h, w]
+    return GradCAMResult(
+        heatmaps.cpu().numpy().astype(np.float32),
+        classes.cpu().numpy().astype(np.int64),
+        logits.detach().cpu().numpy().astype(np.float32),
+    )

@@ -1,0 +1,144 @@
+"""Framework-neutral bookkeeping of a conv layer's filters during training.
+
+``utils.pytorch.snapshots.FilterSnapshots`` (called from a training loop) and
+``utils.tensorflow.snapshots.FilterSnapshots`` (a Keras callback) both store one copy of the
+layer's kernels per epoch, in the canonical layout ``[out, in, kh, kw]``, and share this logic:
+how far each filter moved, and a warning when too many filters look dead.
+
+Why weights can reveal dead filters: a filter whose ReLU never fires gets a zero gradient, so its
+kernel stops changing (or, with weight decay, shrinks towards zero). A healthy filter keeps moving
+while the loss still falls.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+
+from utils.layout import as_numpy
+
+__all__ = ["FilterHealthWarning", "SnapshotLog"]
+
+
+class FilterHealthWarning(UserWarning):
+    """Too many filters of a watched layer are dead or stopped changing during training."""
+
+
+class SnapshotLog:
+    """Snapshots of one layer's filters, one per :meth:`add` (usually per epoch).
+
+    Args:
+        layer: the layer's name (for messages).
+        zero_norm: a filter whose norm is at most this is "near zero" (dead weights).
+        min_change: a filter that moved less than this share of its norm since the previous
+            snapshot "stopped changing" (``||W_t - W_{t-1}|| / ||W_{t-1}|| < min_change``).
+        max_inactive_fraction: warn when more than this share of the filters is near zero or
+            stopped changing.
+        warn: ``False`` records silently (the checks stay available through :meth:`inactive`).
+    """
+
+    def __init__(self, layer: str, *, zero_norm: float = 1e-4, min_change: float = 1e-3,
+                 max_inactive_fraction: float = 0.25, warn: bool = True):
+        if not 0.0 <= float(max_inactive_fraction) <= 1.0:
+            raise ValueError(f"max_inactive_fraction must be in [0, 1], got {max_inactive_fraction!r}")
+        self.layer = layer
+        self.zero_norm = float(zero_norm)
+        self.min_change = float(min_change)
+        self.max_inactive_fraction = float(max_inactive_fraction)
+        self.warn = bool(warn)
+        self.snapshots: list[np.ndarray] = []
+        self.epochs: list[int] = []
+
+    # -- recording -------------------------------------------------------------------------
+    def add(self, filters, epoch: int | None = None) -> np.ndarray:
+        """Store a copy of ``filters`` ``[out, in, kh, kw]`` taken at ``epoch`` (default: the
+        number of snapshots so far), then check the layer's health."""
+        w = np.array(as_numpy(filters), dtype=np.float32, copy=True)
+        if w.ndim != 4:
+            raise ValueError(f"expected filters [out, in, kh, kw], got shape {w.shape}")
+        if self.snapshots and w.shape != self.snapshots[-1].shape:
+            raise ValueError(
+                f"layer {self.layer!r} changed shape from {self.snapshots[-1].shape} to {w.shape}"
+            )
+        w.setflags(write=False)
+        self.snapshots.append(w)
+        self.epochs.append(len(self.epochs) if epoch is None else int(epoch))
+        if self.warn:
+            message = self.health_message()
+            if message:
+                warnings.warn(message, FilterHealthWarning, stacklevel=3)
+        return w
+
+    # -- what the snapshots say ------------------------------------------------------------
+    def _require(self, n: int) -> None:
+        if len(self.snapshots) < n:
+            raise ValueError(
+                f"need at least {n} snapshot(s) of {self.layer!r}, have {len(self.snapshots)}: "
+                "record one before training and one after each epoch"
+            )
+
+    def stack(self) -> np.ndarray:
+        """All snapshots as one array ``[snapshots, out, in, kh, kw]``."""
+        self._require(1)
+        return np.stack(self.snapshots)
+
+    def norms(self) -> np.ndarray:
+        """``[snapshots, out]``: the L2 norm of every filter in every snapshot."""
+        s = self.stack()
+        return np.linalg.norm(s.reshape(s.shape[0], s.shape[1], -1), axis=2)
+
+    def changes(self, relative: bool = True) -> np.ndarray:
+        """``[snapshots - 1, out]``: how far each filter moved between consecutive snapshots,
+        ``||W_t - W_{t-1}||`` (divided by ``||W_{t-1}||`` when ``relative``)."""
+        self._require(2)
+        s = self.stack().astype(np.float64)
+        flat = s.reshape(s.shape[0], s.shape[1], -1)
+        moved = np.linalg.norm(np.diff(flat, axis=0), axis=2)
+        if not relative:
+            return moved
+        before = np.linalg.norm(flat[:-1], axis=2)
+        return moved / np.maximum(before, 1e-12)
+
+    def inactive(self) -> dict[str, list[int]]:
+        """Filters that look dead in the latest snapshot: ``{"zero": [...], "frozen": [...]}``
+        (near-zero norm; moved less than ``min_change`` since the previous snapshot)."""
+        self._require(1)
+        zero = np.flatnonzero(self.norms()[-1] <= self.zero_norm)
+        frozen = np.array([], dtype=np.int64)
+        if len(self.snapshots) >= 2:
+            frozen = np.flatnonzero(self.changes()[-1] < self.min_change)
+            frozen = np.setdiff1d(frozen, zero)
+        return {"zero": [int(c) for c in zero], "frozen": [int(c) for c in frozen]}
+
+    def health_message(self) -> str | None:
+        """The warning text when too many filters look dead in the latest snapshot, else None."""
+        found = self.inactive()
+        bad = sorted(found["zero"] + found["frozen"])
+        total = self.snapshots[-1].shape[0]
+        if not bad or len(bad) / total <= self.max_inactive_fraction:
+            return None
+        parts = []
+        if found["frozen"]:
+            parts.append(
+                f"{len(found['frozen'])} stopped changing (moved less than {self.min_change:g} of "
+                f"their norm since epoch {self.epochs[-2]}): {found['frozen']}"
+            )
+        if found["zero"]:
+            parts.append(f"{len(found['zero'])} have a near-zero norm: {found['zero']}")
+        return (
+            f"layer {self.layer!r} at epoch {self.epochs[-1]}: {len(bad)} of {total} filters look "
+            f"dead -- {'; '.join(parts)}. A filter whose ReLU never fires gets no gradient; the "
+            "usual cause is a learning rate that is too high. Lower it and retrain, and confirm "
+            "with scan_dead_filters on real images."
+        )
+
+    def __len__(self) -> int:
+        return len(self.snapshots)
+
+    def __bool__(self) -> bool:  # an empty log is still a log (``callbacks or []`` must keep it)
+        return True
+
+    def __repr__(self) -> str:
+        return (f"{type(self).__name__}(layer={self.layer!r}, snapshots={len(self.snapshots)}, "
+                f"epochs={self.epochs})")

@@ -1,0 +1,417 @@
+"""Statistics of a layer's channels over a data set, computed batch by batch.
+
+Framework-neutral NumPy. The framework modules (``utils.pytorch.diagnostics``,
+``utils.tensorflow.diagnostics``) run a model over the data and feed each batch's activations (or
+their per-sample reductions) into a :class:`ChannelStats`; nothing here stores images or maps, so
+memory stays ``O(channels)`` however many images are scanned.
+
+* :class:`ChannelStats` -- streamed per-channel mean activation, share of samples on which the
+  channel fires, maximum, and (optionally) the indices of the samples that excite it most;
+* :func:`dead_filters` -- channels that (almost) never fire;
+* :func:`redundant_filters` -- pairs and groups of kernels that are (nearly) the same;
+* :func:`strongest_filters` -- channels ranked by mean activation for an image or a set;
+* :func:`top_images_for_filter` -- the images that excite one channel most (streamed top-k).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from utils.layout import as_numpy, guess_layout
+
+__all__ = [
+    "ChannelStats",
+    "DeadFilterScan",
+    "RedundancyReport",
+    "TopK",
+    "dead_filters",
+    "redundant_filters",
+    "strongest_filters",
+    "top_images_for_filter",
+]
+
+_LAYOUTS = ("channels_first", "channels_last")
+_SCORES = ("max", "mean")
+
+
+def _check_layout(layout: str) -> str:
+    if layout not in _LAYOUTS:
+        raise ValueError(
+            f"layout must be 'channels_first' (PyTorch [N, C, H, W]) or 'channels_last' "
+            f"(Keras [N, H, W, C]), got {layout!r}"
+        )
+    return layout
+
+
+def per_sample_reductions(maps, layout: str | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Per-sample, per-channel spatial mean and maximum of a batch of maps: two ``[N, C]`` arrays.
+
+    ``maps`` is ``[N, C, H, W]`` (``layout="channels_first"``), ``[N, H, W, C]``
+    (``"channels_last"``) or already flat ``[N, C]`` (a dense layer; mean = max = the value).
+    """
+    maps = as_numpy(maps)
+    if maps.ndim == 2:
+        values = maps.astype(np.float64, copy=False)
+        return values, values
+    if maps.ndim != 4:
+        raise ValueError(
+            f"expected a batch of maps [N, C, H, W] / [N, H, W, C] (or [N, C]), got shape {maps.shape}"
+        )
+    layout = _check_layout(layout if layout is not None else guess_layout(maps))
+    axes = (2, 3) if layout == "channels_first" else (1, 2)
+    return maps.mean(axis=axes, dtype=np.float64), maps.max(axis=axes).astype(np.float64)
+
+
+class TopK:
+    """The ``k`` largest scores seen so far and their global sample indices, per row.
+
+    ``update(scores)`` takes ``[N]`` (one channel) or ``[N, C]`` (one column per channel) for the
+    next ``N`` samples; memory is ``O(k * C)``. Ties keep the earlier sample.
+    """
+
+    def __init__(self, k: int, channels: int | None = None):
+        if int(k) < 1:
+            raise ValueError(f"k must be at least 1, got {k!r}")
+        self.k = int(k)
+        self.seen = 0
+        self._scores: np.ndarray | None = None  # [C, <=k]
+        self._indices: np.ndarray | None = None
+        self._single = None
+        if channels is not None:
+            self._allocate(int(channels))
+
+    def _allocate(self, channels: int) -> None:
+        self._scores = np.empty((channels, 0), dtype=np.float64)
+        self._indices = np.empty((channels, 0), dtype=np.int64)
+
+    def update(self, scores) -> None:
+        scores = np.asarray(as_numpy(scores), dtype=np.float64)
+        single = scores.ndim == 1
+        if self._single is None:
+            self._single = single
+        elif self._single != single:
+            raise ValueError("TopK was fed [N] scores before and [N, C] now (or the reverse)")
+        if single:
+            scores = scores[:, None]
+        if scores.ndim != 2:
+            raise ValueError(f"expected scores [N] or [N, C], got shape {scores.shape}")
+        if self._scores is None:
+            self._allocate(scores.shape[1])
+        if scores.shape[1] != self._scores.shape[0]:
+            raise ValueError(f"expected {self._scores.shape[0]} channels, got {scores.shape[1]}")
+        n = scores.shape[0]
+        new_idx = np.broadcast_to(np.arange(self.seen, self.seen + n), (scores.shape[1], n))
+        all_scores = np.concatenate([self._scores, scores.T], axis=1)
+        all_idx = np.concatenate([self._indices, new_idx], axis=1)
+        # stable sort on -score keeps earlier samples first among ties
+        order = np.argsort(-all_scores, axis=1, kind="stable")[:, : self.k]
+        self._scores = np.take_along_axis(all_scores, order, axis=1)
+        self._indices = np.take_along_axis(all_idx, order, axis=1)
+        self.seen += n
+
+    def result(self, channel: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """``(indices, scores)``, best first: ``[k]`` for one channel (or a ``[N]``-fed TopK),
+        ``[C, k]`` for all channels."""
+        if self._scores is None:
+            raise ValueError("TopK has not seen any scores yet")
+        if channel is None and self._single:
+            channel = 0
+        if channel is None:
+            return self._indices.copy(), self._scores.copy()
+        channels = self._scores.shape[0]
+        if not -channels <= channel < channels:
+            raise IndexError(f"channel {channel} out of range: {channels} channels (0..{channels - 1})")
+        return self._indices[channel].copy(), self._scores[channel].copy()
+
+
+class ChannelStats:
+    """Streamed per-channel statistics of a layer's activations over many samples.
+
+    Feed batches with :meth:`update` (maps) or :meth:`update_reduced` (per-sample spatial means
+    and maxima, which a framework can compute before moving data to NumPy). Only running sums,
+    counts and maxima are kept (``O(channels)``; ``O(channels * top_k)`` with ``top_k``).
+
+    A channel *fires* on a sample when its largest value on that sample is above
+    ``fire_threshold`` (for a ReLU layer, or the conv just before it, 0: the unit passes a signal).
+
+    Attributes (NumPy ``[C]`` arrays after the first batch):
+        count: samples seen;  ``mean``: average activation (over samples and positions);
+        ``std``: spread of the per-sample spatial mean;  ``fire_fraction``: share of samples on
+        which the channel fires;  ``max``: largest activation seen.
+    """
+
+    def __init__(self, num_channels: int | None = None, *, fire_threshold: float = 0.0,
+                 top_k: int = 0):
+        self.fire_threshold = float(fire_threshold)
+        self.count = 0
+        self.num_channels = None
+        self._top = TopK(top_k) if top_k else None
+        self.top_k = int(top_k)
+        if num_channels is not None:
+            self._allocate(int(num_channels))
+
+    def _allocate(self, channels: int) -> None:
+        self.num_channels = channels
+        self._sum = np.zeros(channels, dtype=np.float64)
+        self._sum_sq = np.zeros(channels, dtype=np.float64)
+        self._fires = np.zeros(channels, dtype=np.int64)
+        self._max = np.full(channels, -np.inf, dtype=np.float64)
+
+    def update(self, maps, *, layout: str | None = None) -> "ChannelStats":
+        """Add one batch of maps ``[N, C, H, W]`` / ``[N, H, W, C]`` (or ``[N, C]``)."""
+        means, maxes = per_sample_reductions(maps, layout)
+        return self.update_reduced(means, maxes)
+
+    def update_reduced(self, means, maxes) -> "ChannelStats":
+        """Add one batch given per-sample spatial means and maxima, both ``[N, C]``."""
+        means = np.asarray(as_numpy(means), dtype=np.float64)
+        maxes = np.asarray(as_numpy(maxes), dtype=np.float64)
+        if means.ndim != 2 or means.shape != maxes.shape:
+            raise ValueError(
+                f"expected means and maxes of the same shape [N, C], got {means.shape} and {maxes.shape}"
+            )
+        if self.num_channels is None:
+            self._allocate(means.shape[1])
+        if means.shape[1] != self.num_channels:
+            raise ValueError(
+                f"this ChannelStats has {self.num_channels} channels, the batch has {means.shape[1]}"
+            )
+        self._sum += means.sum(axis=0)
+        self._sum_sq += np.square(means).sum(axis=0)
+        self._fires += (maxes > self.fire_threshold).sum(axis=0)
+        if len(maxes):
+            np.maximum(self._max, maxes.max(axis=0), out=self._max)
+        if self._top is not None:
+            self._top.update(maxes)
+        self.count += means.shape[0]
+        return self
+
+    def _require_data(self) -> None:
+        if not self.count:
+            raise ValueError("ChannelStats has not seen any samples yet: call update() first")
+
+    @property
+    def mean(self) -> np.ndarray:
+        self._require_data()
+        return self._sum / self.count
+
+    @property
+    def std(self) -> np.ndarray:
+        self._require_data()
+        return np.sqrt(np.maximum(self._sum_sq / self.count - np.square(self.mean), 0.0))
+
+    @property
+    def fire_fraction(self) -> np.ndarray:
+        self._require_data()
+        return self._fires / self.count
+
+    @property
+    def max(self) -> np.ndarray:
+        self._require_data()
+        return self._max.copy()
+
+    def top_images(self, channel: int) -> tuple[np.ndarray, np.ndarray]:
+        """Indices (into the scanned images) and scores (spatial max) of the ``top_k`` samples
+        that excite ``channel`` most, best first."""
+        if self._top is None:
+            raise ValueError("create ChannelStats(..., top_k=k) to keep the top images per channel")
+        self._require_data()
+        return self._top.result(channel)
+
+
+def dead_filters(stats: ChannelStats, *, fire_threshold: float | None = None,
+                 min_fraction: float = 0.01) -> list[int]:
+    """Channels that fire on at most ``min_fraction`` of the samples (``0``: never fire).
+
+    ``fire_threshold`` is fixed when the statistics are collected (``ChannelStats(fire_threshold=...)``);
+    pass it here to state it explicitly: a different value raises ``ValueError`` (the fire counts
+    for another threshold were never collected).
+    """
+    if not isinstance(stats, ChannelStats):
+        raise TypeError(f"expected a ChannelStats, got {type(stats).__name__}")
+    if fire_threshold is not None and float(fire_threshold) != stats.fire_threshold:
+        raise ValueError(
+            f"these statistics count firing above {stats.fire_threshold}, not {fire_threshold}; "
+            f"collect them again with ChannelStats(fire_threshold={fire_threshold}) "
+            f"(scan_dead_filters(..., fire_threshold={fire_threshold}))"
+        )
+    if not 0.0 <= float(min_fraction) < 1.0:
+        raise ValueError(f"min_fraction must be in [0, 1), got {min_fraction!r}")
+    return [int(c) for c in np.flatnonzero(stats.fire_fraction <= float(min_fraction))]
+
+
+@dataclass
+class DeadFilterScan:
+    """What ``scan_dead_filters`` found for one layer (both frameworks return this)."""
+
+    layer: str
+    framework: str
+    stats: ChannelStats
+    dead: list[int]
+    fire_threshold: float
+    min_fraction: float
+
+    @property
+    def num_images(self) -> int:
+        return self.stats.count
+
+    @property
+    def num_channels(self) -> int:
+        return int(self.stats.num_channels or 0)
+
+    @property
+    def dead_fraction(self) -> float:
+        return len(self.dead) / self.num_channels if self.num_channels else 0.0
+
+    def summary(self) -> str:
+        """A few readable lines: counts, the dead channels, the least active live ones."""
+        s = self.stats
+        head = (f"{self.framework} layer {self.layer!r}: {len(self.dead)} of {self.num_channels} "
+                f"channels dead over {self.num_images} images "
+                f"(fire = max > {self.fire_threshold:g} on more than {self.min_fraction:.0%} of images)")
+        lines = [head, f"  dead channels: {self.dead if self.dead else 'none'}"]
+        dead = set(self.dead)
+        alive = [c for c in np.argsort(s.fire_fraction, kind="stable")
+                 if c not in dead and s.fire_fraction[c] < 1.0]
+        if alive:
+            weakest = ", ".join(f"{c} ({s.fire_fraction[c]:.0%})" for c in alive[:3])
+            lines.append(f"  least active live channels (share of images they fire on): {weakest}")
+        return "\n".join(lines)
+
+    def __str__(self) -> str:
+        return self.summary()
+
+    def __repr__(self) -> str:
+        return (f"DeadFilterScan(layer={self.layer!r}, framework={self.framework!r}, "
+                f"images={self.num_images}, channels={self.num_channels}, dead={self.dead})")
+
+
+@dataclass
+class RedundancyReport:
+    """Pairwise cosine similarity of a layer's kernels and the (nearly) duplicated ones."""
+
+    similarity: np.ndarray          # [out, out], 1 on the diagonal, 0 for zero-norm kernels
+    threshold: float
+    sign_invariant: bool
+    pairs: list[tuple[int, int, float]] = field(default_factory=list)  # sim >= threshold, best first
+    groups: list[list[int]] = field(default_factory=list)  # connected sets of similar kernels
+    zero_filters: list[int] = field(default_factory=list)  # kernels with (near) zero norm
+
+    def most_similar(self, n: int = 5) -> list[tuple[int, int, float]]:
+        """The ``n`` most similar pairs, whatever the threshold."""
+        out = self.similarity.shape[0]
+        i, j = np.triu_indices(out, k=1)
+        sims = self.similarity[i, j]
+        order = np.argsort(-sims, kind="stable")[:n]
+        return [(int(i[o]), int(j[o]), float(sims[o])) for o in order]
+
+    def summary(self) -> str:
+        kind = "|cosine|" if self.sign_invariant else "cosine"
+        if not self.pairs:
+            best = self.most_similar(1)
+            tail = f"; the closest pair is {best[0][:2]} at {best[0][2]:.3f}" if best else ""
+            return f"no pair of kernels with {kind} similarity >= {self.threshold}{tail}"
+        lines = [f"{len(self.pairs)} pair(s) with {kind} similarity >= {self.threshold}:"]
+        lines += [f"  filters {i} and {j}: {s:.3f}" for i, j, s in self.pairs[:10]]
+        lines.append(f"groups: {self.groups}")
+        return "\n".join(lines)
+
+    def __str__(self) -> str:
+        return self.summary()
+
+
+def redundant_filters(filters, *, threshold: float = 0.9, sign_invariant: bool = False,
+                      zero_norm: float = 1e-8) -> RedundancyReport:
+    """Find kernels that are (nearly) the same, by the cosine similarity of the flattened kernels.
+
+    Args:
+        filters: ``[out, in, kh, kw]`` (what ``conv_filters`` returns in both frameworks).
+        threshold: pairs with similarity ``>= threshold`` count as redundant.
+        sign_invariant: compare ``|cosine|``, so a kernel and its negative (which a following
+            layer can undo with a negative weight) count as the same.
+        zero_norm: kernels with a norm at or below this are left out (similarity 0) and listed in
+            ``zero_filters``: an all-zero kernel is dead, not a duplicate.
+    """
+    w = as_numpy(filters)
+    if w.ndim != 4:
+        raise ValueError(f"expected conv filters [out, in, kh, kw], got shape {w.shape}")
+    if not -1.0 <= float(threshold) <= 1.0:
+        raise ValueError(f"threshold is a cosine similarity in [-1, 1], got {threshold!r}")
+    flat = w.reshape(w.shape[0], -1).astype(np.float64)
+    norms = np.linalg.norm(flat, axis=1)
+    zero = norms <= zero_norm
+    unit = np.where(zero[:, None], 0.0, flat / np.where(zero, 1.0, norms)[:, None])
+    sim = np.clip(unit @ unit.T, -1.0, 1.0)
+    if sign_invariant:
+        sim = np.abs(sim)
+    np.fill_diagonal(sim, 1.0)
+    i, j = np.triu_indices(len(flat), k=1)
+    values = sim[i, j]
+    keep = values >= float(threshold)
+    order = np.argsort(-values[keep], kind="stable")
+    pairs = [(int(a), int(b), float(s)) for a, b, s in
+             zip(i[keep][order], j[keep][order], values[keep][order])]
+    # groups: connected components of the "similar" graph (union-find)
+    parent = list(range(len(flat)))
+
+    def find(a: int) -> int:
+        while parent[a] != a:
+            parent[a] = parent[parent[a]]
+            a = parent[a]
+        return a
+
+    for a, b, _ in pairs:
+        parent[find(a)] = find(b)
+    members: dict[int, list[int]] = {}
+    for a in sorted({x for p in pairs for x in p[:2]}):
+        members.setdefault(find(a), []).append(a)
+    groups = sorted((sorted(g) for g in members.values()), key=lambda g: (-len(g), g))
+    return RedundancyReport(similarity=sim, threshold=float(threshold),
+                            sign_invariant=bool(sign_invariant), pairs=pairs, groups=groups,
+                            zero_filters=[int(c) for c in np.flatnonzero(zero)])
+
+
+def strongest_filters(maps, layout: str | None = None, k: int = 5) -> list[tuple[int, float]]:
+    """Channels ranked by mean activation: ``[(channel, mean), ...]``, strongest first.
+
+    ``maps``: one image's maps ``[C, H, W]`` / ``[H, W, C]`` or a set ``[N, C, H, W]`` /
+    ``[N, H, W, C]`` (the mean is then over the images too). ``layout``: ``"channels_first"``
+    (PyTorch) or ``"channels_last"`` (Keras); ``None`` guesses from the shape.
+    """
+    maps = as_numpy(maps)
+    if maps.ndim == 3:
+        maps = maps[None]
+    if maps.ndim != 4:
+        raise ValueError(f"expected maps [C, H, W], [H, W, C] or a batch of them, got shape {maps.shape}")
+    if int(k) < 1:
+        raise ValueError(f"k must be at least 1, got {k!r}")
+    layout = _check_layout(layout if layout is not None else guess_layout(maps))
+    axes = (0, 2, 3) if layout == "channels_first" else (0, 1, 2)
+    means = maps.mean(axis=axes, dtype=np.float64)
+    order = np.argsort(-means, kind="stable")[: int(k)]
+    return [(int(c), float(means[c])) for c in order]
+
+
+def top_images_for_filter(maps, channel: int, *, layout: str | None = None, k: int = 9,
+                          score: str = "max") -> tuple[np.ndarray, np.ndarray]:
+    """The ``k`` samples whose maps excite ``channel`` most: ``(indices, scores)``, best first.
+
+    ``maps`` is one batch ``[N, C, H, W]`` / ``[N, H, W, C]`` or an iterable of such batches
+    (streamed: only the best ``k`` are kept; indices count across batches, in order).
+    ``score``: ``"max"`` (strongest single position: "somewhere in the image") or ``"mean"``
+    (average over the map: "all over the image").
+    """
+    if score not in _SCORES:
+        raise ValueError(f"score must be one of {_SCORES}, got {score!r}")
+    batches: Iterable = [maps] if hasattr(maps, "shape") else maps
+    top = TopK(k)
+    for batch in batches:
+        means, maxes = per_sample_reductions(batch, layout)
+        values = maxes if score == "max" else means
+        if not -values.shape[1] <= channel < values.shape[1]:
+            raise IndexError(f"channel {channel} out of range: {values.shape[1]} channels")
+        top.update(values[:, channel])
+    return top.result()

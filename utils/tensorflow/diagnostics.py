@@ -1,0 +1,129 @@
+"""Dead filters in Keras: stream a data set through the model and count how often each channel of
+one layer fires. :mod:`utils.pytorch.diagnostics` has the same function for PyTorch.
+
+The mechanism is an activation sub-model, built once and reused for every batch, whose output is
+reduced inside the same compiled function::
+
+    sub = keras.Model(model.inputs, model.get_layer("conv2").output)
+
+    @tf.function
+    def summarise(x):                                   # x: [B, H, W, C]
+        maps = sub(x, training=False)                   # [B, h, w, channels]
+        return tf.reduce_mean(maps, [1, 2]), tf.reduce_max(maps, [1, 2])
+
+    for batch in batches:
+        stats.update_reduced(*summarise(batch))
+
+Only two ``[B, C]`` summaries per batch leave the graph, so memory does not grow with the number
+of images.
+"""
+
+from __future__ import annotations
+
+import weakref
+
+import numpy as np
+
+from utils.tensorflow.capture import _cached_activation_model, keras, tf, to_input
+from utils.layers import UnknownLayerError
+from utils.stats import ChannelStats, DeadFilterScan, dead_filters
+
+__all__ = ["iter_batches", "scan_dead_filters"]
+
+_REDUCERS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def iter_batches(images, batch_size: int):
+    """Yield ``tf.Tensor`` batches ``[B, H, W, C]`` from a NumPy batch ``[N, H, W, C]``, a tensor
+    or an iterable of batches (a ``tf.data.Dataset``: ``(x, y)`` pairs use ``x``). Only one batch
+    is converted at a time."""
+    if int(batch_size) < 1:
+        raise ValueError(f"batch_size must be at least 1, got {batch_size!r}")
+    if isinstance(images, (np.ndarray, tf.Tensor)):
+        if images.ndim not in (3, 4):
+            raise ValueError(f"expected images [N, H, W, C], got shape {tuple(images.shape)}")
+        if images.ndim == 3:
+            images = images[None]
+        for start in range(0, int(images.shape[0]), int(batch_size)):
+            yield to_input(images[start:start + int(batch_size)])
+        return
+    for batch in images:
+        if isinstance(batch, (tuple, list)):
+            batch = batch[0]
+        yield to_input(batch)
+
+
+def _num_batches(images, batch_size: int):
+    if isinstance(images, (np.ndarray, tf.Tensor)):
+        n = 1 if images.ndim == 3 else int(images.shape[0])
+        return -(-n // int(batch_size))
+    try:
+        n = len(images)
+        return None if n < 0 else n
+    except TypeError:
+        return None
+
+
+def _reducer(model, layer: str, input_shape: tuple):
+    """A compiled function batch -> (per-sample spatial means, maxima) ``[B, C]``; cached per
+    model, layer and input shape so a second scan compiles nothing."""
+    per_model = _REDUCERS.setdefault(model, {})
+    key = (layer, input_shape)
+    if key not in per_model:
+        sub = _cached_activation_model(model, (layer,), input_shape)
+
+        @tf.function(input_signature=[tf.TensorSpec((None, *input_shape), tf.float32)])
+        def summarise(x):
+            maps = sub(x, training=False)
+            if isinstance(maps, (list, tuple)):
+                maps = maps[0]
+            if maps.shape.rank == 4:
+                return tf.reduce_mean(maps, axis=[1, 2]), tf.reduce_max(maps, axis=[1, 2])
+            if maps.shape.rank == 2:
+                return maps, maps
+            raise ValueError(f"layer {layer!r} outputs rank {maps.shape.rank}; expected "
+                             "[N, H, W, C] or [N, C]")
+
+        per_model[key] = summarise
+    return per_model[key]
+
+
+def scan_dead_filters(model, layer: str, images, *, batch_size: int = 256,
+                      fire_threshold: float = 0.0, min_fraction: float = 0.01, top_k: int = 0,
+                      progress: bool = True) -> DeadFilterScan:
+    """Stream ``images`` through ``model`` and report the channels of ``layer`` that (almost)
+    never fire.
+
+    Args:
+        model: a functional or Sequential Keras model; it runs with ``training=False``.
+        layer: a layer name (see ``layer_names(model)``), usually a conv or its ReLU.
+        images: NumPy ``[N, H, W, C]``, a ``tf.Tensor`` or an iterable of batches
+            (e.g. a ``tf.data.Dataset``).
+        batch_size, fire_threshold, min_fraction, top_k, progress: as in
+            ``utils.pytorch.scan_dead_filters``.
+
+    Returns:
+        :class:`utils.stats.DeadFilterScan` with ``.dead``, ``.stats`` and ``.summary()``.
+    """
+    from tqdm.auto import tqdm
+
+    if not isinstance(model, keras.Model):
+        raise TypeError(f"expected a keras.Model, got {type(model).__name__}")
+    if not isinstance(layer, str) or layer not in {lay.name for lay in model.layers}:
+        from utils.tensorflow.capture import layer_names
+
+        raise UnknownLayerError(layer, layer_names(model), f"Keras model {model.name!r}")
+    stats = ChannelStats(fire_threshold=fire_threshold, top_k=top_k)
+    summarise = None
+    batches = iter_batches(images, batch_size)
+    for x in tqdm(batches, total=_num_batches(images, batch_size), disable=not progress,
+                  desc=f"scan {layer}", unit="batch", leave=False):
+        if summarise is None:
+            summarise = _reducer(model, layer, tuple(int(d) for d in x.shape[1:]))
+        means, maxes = summarise(x)
+        stats.update_reduced(means.numpy(), maxes.numpy())
+    if not stats.count:
+        raise ValueError("no images to scan: the input was empty")
+    return DeadFilterScan(layer=layer, framework="tensorflow", stats=stats,
+                          dead=dead_filters(stats, min_fraction=min_fraction),
+                          fire_threshold=float(fire_threshold), min_fraction=float(min_fraction))
