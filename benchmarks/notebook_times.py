@@ -23,12 +23,12 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-import nbformat  # noqa: E402
-from _timing import print_table, write_results  # noqa: E402
-from nbclient import NotebookClient  # noqa: E402
-from nbclient.exceptions import CellExecutionError, CellTimeoutError  # noqa: E402
+import nbformat
+from _timing import print_table, write_results
+from nbclient import NotebookClient
+from nbclient.exceptions import CellExecutionError, CellTimeoutError
 
-from utils.notebooks import kernel_env  # noqa: E402
+from utils.notebooks import kernel_env
 
 DEFAULT_BUDGET_S = 60.0
 LONG_BUDGET_S = 90.0

@@ -14,7 +14,7 @@ import pytest
 from utils.grade import plan as plan_mod
 from utils.grade.batch import shard_of
 from utils.grade.results import CsvError, Row, combine, read_csv, write_csv
-from utils.grade.source import CODE_STUB, SourceError, exercise_text, parse_notebook
+from utils.grade.source import CODE_STUB, PROBE_FALLBACK, SourceError, exercise_text, parse_notebook
 from utils.grade.values import KERNEL_PROBE_CODE, ProbeFormatError, compare, decode
 
 
@@ -22,7 +22,7 @@ from utils.grade.values import KERNEL_PROBE_CODE, ProbeFormatError, compare, dec
 @pytest.fixture(scope="module")
 def encode():
     namespace = {}
-    exec(KERNEL_PROBE_CODE, namespace)  # the kernel side, as the kernel runs it
+    exec(KERNEL_PROBE_CODE, namespace)  # noqa: S102 - the kernel side, as the kernel runs it
     return namespace["probe"].encode
 
 
@@ -106,18 +106,20 @@ def _nb(*cells):
     return nb
 
 
+SETUP = ("code", "import math\n" + PROBE_FALLBACK, None)
 ANSWER = ("code", "def f(x):\n    ### BEGIN SOLUTION\n    return 2 * x\n    ### END SOLUTION",
           {"id": "q1", "kind": "solution"})
-TEST = ("code", "assert f(1) == 2\n### BEGIN HIDDEN TESTS\nprobe('f(3)', f(3))\n"
-        "### END HIDDEN TESTS", {"id": "q1", "kind": "test", "points": 2})
+TEST = ("code", ("assert f(1) == 2\n### BEGIN HIDDEN TESTS\nprobe('f(3)', f(3))\n"
+                 "### END HIDDEN TESTS"), {"id": "q1", "kind": "test", "points": 2})
 
 
-def _parse(*cells):
+def _parse(*cells, setup=True):
+    cells = (SETUP, *cells) if setup else cells
     return parse_notebook(_nb(*cells), __import__("pathlib").Path("x.ipynb"))
 
 
 def test_a_valid_source_parses_and_splits():
-    source = _parse(("markdown", "## Doubling", None), ("code", "import math", None), ANSWER, TEST)
+    source = _parse(("markdown", "## Doubling", None), ANSWER, TEST)
     [question] = source.questions
     assert (question.id, question.points, question.manual, question.title) == \
         ("q1", 2.0, False, "Doubling")
@@ -129,8 +131,8 @@ def test_a_valid_source_parses_and_splits():
 @pytest.mark.parametrize("cells, message", [
     ((ANSWER, ("code", "assert f(1) == 2", {"id": "q1", "kind": "test", "points": 1})),
      "call no probe"),
-    ((ANSWER, ("code", "probe('x', f(1))\n### BEGIN HIDDEN TESTS\nprobe('y', 1)\n"
-               "### END HIDDEN TESTS", {"id": "q1", "kind": "test", "points": 1})),
+    ((ANSWER, ("code", ("probe('x', f(1))\n### BEGIN HIDDEN TESTS\nprobe('y', 1)\n"
+                        "### END HIDDEN TESTS"), {"id": "q1", "kind": "test", "points": 1})),
      "public part"),
     ((ANSWER, (TEST[0], TEST[1], {"id": "q1", "kind": "test"})), "points"),
     ((TEST,), "no answer cell"),
@@ -138,7 +140,7 @@ def test_a_valid_source_parses_and_splits():
      "never closed"),
     ((ANSWER,), "no test cell"),
     ((ANSWER, TEST, TEST), "already has"),
-    ((("code", "### BEGIN SOLUTION\nx=1\n### END SOLUTION", None),), "without 'grade'"),
+    ((("code", "### BEGIN SOLUTION\nx=1\n### END SOLUTION", None),), "belong in answer cells"),
     ((ANSWER, (TEST[0], TEST[1], {"id": "q1", "kind": "quiz", "points": 1})), "kind"),
     ((("code", "x = (", None), ANSWER, TEST), "syntax error"),
 ])
@@ -147,13 +149,18 @@ def test_authoring_mistakes_are_reported(cells, message):
         _parse(*cells)
 
 
+def test_solutions_must_define_a_fallback_probe_to_run_outside_the_grader():
+    with pytest.raises(SourceError, match="no set-up cell above defines it"):
+        _parse(("code", "import math", None), ANSWER, TEST, setup=False)
+
+
 def test_exercise_has_stubs_no_hidden_tests_and_is_deterministic():
-    source = _parse(("code", "import math", None), ANSWER, TEST,
+    source = _parse(ANSWER, TEST,
                     ("markdown", "### BEGIN SOLUTION\nModel answer\n### END SOLUTION",
                      {"id": "q2", "kind": "manual", "points": 1}))
     text = exercise_text(source)
     assert text == exercise_text(source)
-    assert "HIDDEN" not in text and "probe(" not in text and "2 * x" not in text
+    assert "HIDDEN" not in text and "probe" not in text and "2 * x" not in text
     assert "Model answer" not in text and "YOUR ANSWER HERE" in text
     nb = nbformat.reads(text, as_version=4)
     assert [c.id for c in nb.cells] == ["c0", "c1", "c2", "c3"]
@@ -162,7 +169,7 @@ def test_exercise_has_stubs_no_hidden_tests_and_is_deterministic():
 
 # -- assembling a submission ------------------------------------------------------------------------
 def _source_and_exercise():
-    source = _parse(("code", "import math", None), ANSWER, TEST)
+    source = _parse(ANSWER, TEST)
     return source, nbformat.reads(exercise_text(source), as_version=4)
 
 
@@ -237,6 +244,6 @@ def test_csv_round_trip_and_combine(tmp_path):
 def test_shards_partition_the_class_deterministically():
     students = [f"s{i:02d}" for i in range(11)]
     shards = [shard_of(students, (i, 3)) for i in (1, 2, 3)]
-    assert sorted(sum(shards, [])) == students
+    assert sorted(s for shard in shards for s in shard) == students
     assert shards == [shard_of(students, (i, 3)) for i in (1, 2, 3)]
     assert max(map(len, shards)) - min(map(len, shards)) <= 1

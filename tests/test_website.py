@@ -34,6 +34,7 @@ CHROMIUM = Path(os.environ.get("CHROMIUM", "/usr/bin/chromium"))
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync", "--no-first-run"]
 LESSONS = sorted((ROOT / "book").glob("*.ipynb"))
+EXERCISES = sorted((ROOT / "exercises").glob("*.ipynb"))
 FRAMEWORKS = ("pytorch", "tensorflow")
 # Text in an output area that means something went wrong while the notebook ran.
 ERROR_TEXT = re.compile(r"Traceback \(most recent call last\)|\b\w+(Error|Exception): |"
@@ -80,7 +81,7 @@ def _site_is_stale() -> bool:
         return True
     if STAMP.read_text().strip() != inputs_hash():
         return True
-    sources = [*LESSONS, *(ROOT / "exercises").glob("*.ipynb"), *(ROOT / "_static").rglob("*"),
+    sources = [*LESSONS, *EXERCISES, *(ROOT / "_static").rglob("*"),
                ROOT / "_config.yml", ROOT / "_toc.yml", ROOT / "intro.md"]
     built = STAMP.stat().st_mtime
     return any(p.is_file() and p.stat().st_mtime > built for p in sources)
@@ -89,7 +90,7 @@ def _site_is_stale() -> bool:
 @pytest.fixture(scope="module")
 def site() -> Path:
     if _site_is_stale():
-        proc = subprocess.run([sys.executable, "-m", "utils.build_book"], cwd=ROOT,
+        proc = subprocess.run([sys.executable, "-m", "utils.build_book"], cwd=ROOT, check=False,
                               capture_output=True, text=True)
         if proc.returncode:
             pytest.fail("the book build failed:\n" + (proc.stdout + proc.stderr)[-8000:])
@@ -102,8 +103,15 @@ def base_url(site: Path):
         def log_message(self, *args):  # keep pytest's output clean
             pass
 
+    class QuietServer(http.server.ThreadingHTTPServer):
+        daemon_threads = True
+
+        def handle_error(self, request, client_address):  # a browser cancelled a request
+            if not isinstance(sys.exc_info()[1], ConnectionError):
+                super().handle_error(request, client_address)
+
     handler = functools.partial(QuietHandler, directory=str(site))
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    server = QuietServer(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     yield f"http://127.0.0.1:{server.server_address[1]}"
@@ -136,8 +144,7 @@ class Visit:
         self.problems: list[str] = []
         self.page.on("console", self._on_console)
         self.page.on("pageerror", lambda exc: self.problems.append(f"page error: {exc}"))
-        self.page.on("requestfailed", lambda req: self.problems.append(
-            f"request failed: {req.url} ({req.failure})"))
+        self.page.on("requestfailed", self._on_request_failed)
         self.page.on("request", self._on_request)
         self.page.on("response", lambda resp: resp.status >= 400 and self.problems.append(
             f"HTTP {resp.status}: {resp.url}"))
@@ -145,6 +152,12 @@ class Visit:
     def _on_console(self, msg):
         if msg.type == "error":
             self.problems.append(f"console error: {msg.text}")
+
+    def _on_request_failed(self, req):
+        # ERR_ABORTED: cancelled because the page navigated on (index.html redirects at once);
+        # a missing file shows up as an HTTP error response instead.
+        if "ERR_ABORTED" not in (req.failure or ""):
+            self.problems.append(f"request failed: {req.url} ({req.failure})")
 
     def _on_request(self, req):
         host = urlparse(req.url).netloc
@@ -219,6 +232,18 @@ def test_lesson_page_loads_cleanly(visit, base_url, notebook):
         links = page.eval_on_selector_all(f"a[href^='{prefix}']", "as => as.map(a => a.href)")
         assert any(path in link for link in links), f"no {service} launch button for {path}"
     assert page.locator(".dropdown-download-buttons").count() == 1, "no download button"
+    assert not visit.problems, "\n".join(visit.problems)
+
+
+@pytest.mark.parametrize("notebook", EXERCISES, ids=[nb.stem for nb in EXERCISES])
+def test_exercise_page_loads_cleanly(visit, base_url, notebook):
+    page = visit.open(_page_url(base_url, notebook))
+    assert page.locator("h1").count() >= 1, "page has no title"
+    path = notebook.relative_to(ROOT).as_posix()
+    links = page.eval_on_selector_all("a[href^='https://colab.research.google.com/github/']",
+                                      "as => as.map(a => a.href)")
+    assert any(path in link for link in links), f"no Colab launch button for {path}"
+    assert page.locator(".cell_output").count() == 0, "exercises are shown unexecuted"
     assert not visit.problems, "\n".join(visit.problems)
 
 

@@ -75,6 +75,25 @@ def _write_redirect() -> None:
         INDEX.write_text(_REDIRECT.format(target="intro.html"))
 
 
+def _write_favicon_ico() -> None:
+    """Browsers ask for /favicon.ico when a page has no icon link yet (the index redirect leaves
+    before its head is read); serve the course icon (_static/favicon.svg) there too."""
+    ico = HTML / "favicon.ico"
+    if ico.is_file():
+        return
+    from PIL import Image, ImageDraw
+
+    img = Image.new("RGBA", (32, 32), (0, 0, 0, 0))
+    draw = ImageDraw.Draw(img)
+    draw.rounded_rectangle((0, 0, 31, 31), radius=6, fill="#1f2937")
+    colours = ["#ee4c2c", "#a8702a", "#ff8f00", "#7a5a2e", "#ffffff", "#7a5a2e", "#ff8f00",
+               "#a8702a", "#ee4c2c"]
+    for i, colour in enumerate(colours):
+        x, y = 5 + 8 * (i % 3), 5 + 8 * (i // 3)
+        draw.rounded_rectangle((x, y, x + 5, y + 5), radius=1, fill=colour)
+    img.save(ico, format="ICO", sizes=[(32, 32)])
+
+
 def build(*, fresh: bool = False, quiet: bool = False) -> int:
     """Run the build; return Jupyter Book's exit status (0 on success)."""
     current = inputs_hash()
@@ -95,6 +114,7 @@ def build(*, fresh: bool = False, quiet: bool = False) -> int:
 
     if status == 0:
         _write_redirect()
+        _write_favicon_ico()
         BUILD.mkdir(exist_ok=True)
         STAMP.write_text(current + "\n")
     else:

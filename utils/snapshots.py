@@ -18,7 +18,7 @@ import numpy as np
 
 from utils.layout import as_numpy
 
-__all__ = ["FilterHealthWarning", "SnapshotLog"]
+__all__ = ["FilterHealthWarning", "SnapshotLog", "plot_snapshots"]
 
 
 class FilterHealthWarning(UserWarning):
@@ -142,3 +142,50 @@ class SnapshotLog:
     def __repr__(self) -> str:
         return (f"{type(self).__name__}(layer={self.layer!r}, snapshots={len(self.snapshots)}, "
                 f"epochs={self.epochs})")
+
+
+def plot_snapshots(snapshots, epochs=None, *, channel: int = 0, max_filters: int = 8,
+                   title: str | None = None):
+    """A grid of filters over training: one row per snapshot, one column per filter.
+
+    Args:
+        snapshots: a ``FilterSnapshots`` (either framework) / :class:`SnapshotLog`, or a list of
+            ``[out, in, kh, kw]`` arrays.
+        epochs: row labels (default: the log's epochs, or 0, 1, ...).
+        channel: which input channel of each filter to show (gray, one symmetric colour scale
+            per row so positive and negative weights compare across filters).
+        max_filters: columns to show.
+
+    Returns a matplotlib Figure (not shown).
+    """
+    import matplotlib.pyplot as plt
+
+    if isinstance(snapshots, SnapshotLog):
+        epochs = snapshots.epochs if epochs is None else epochs
+        snapshots = snapshots.snapshots
+    arrays = [np.asarray(as_numpy(w)) for w in snapshots]
+    if not arrays:
+        raise ValueError("no snapshots to plot")
+    if any(w.ndim != 4 for w in arrays):
+        raise ValueError("expected snapshots [out, in, kh, kw]")
+    epochs = list(range(len(arrays))) if epochs is None else list(epochs)
+    if not 0 <= channel < arrays[0].shape[1]:
+        raise IndexError(f"channel {channel} out of range: the filters have {arrays[0].shape[1]} inputs")
+    cols = min(max_filters, arrays[0].shape[0])
+    fig, axes = plt.subplots(len(arrays), cols, figsize=(1.1 * cols + 0.8, 1.1 * len(arrays) + 0.4),
+                             squeeze=False)
+    for row, (w, epoch) in enumerate(zip(arrays, epochs)):
+        limit = float(np.abs(w[:cols, channel]).max()) or 1.0
+        for col in range(cols):
+            ax = axes[row, col]
+            ax.imshow(w[col, channel], cmap="gray", vmin=-limit, vmax=limit, interpolation="nearest")
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if row == 0:
+                ax.set_title(f"filter {col}", fontsize=8)
+            if col == 0:
+                ax.set_ylabel(f"epoch {epoch}", fontsize=8)
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return fig

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import functools
 import hashlib
 import multiprocessing
 import os
@@ -28,13 +29,25 @@ from importlib import metadata
 from pathlib import Path
 
 from utils.grade import feedback as feedback_md
-from utils.grade.plan import InvalidSubmission, Plan, read_submission, reference_plan, \
-    submission_plan
+from utils.grade.plan import (
+    InvalidSubmission,
+    Plan,
+    locate_notebook,
+    read_submission,
+    reference_plan,
+    submission_plan,
+)
 from utils.grade.results import Row, StateStore, atomic_write, write_csv
 from utils.grade.runner import Limits, RunResult, run_steps_sync
 from utils.grade.sandbox import PACKAGE_DIR, Isolation, detect_isolation
-from utils.grade.scoring import QuestionResult, ReferenceFailure, build_reference, \
-    expected_values, score, whole_notebook
+from utils.grade.scoring import (
+    QuestionResult,
+    ReferenceFailure,
+    build_reference,
+    expected_values,
+    score,
+    whole_notebook,
+)
 from utils.grade.source import SourceNotebook, load_sources
 
 GRADER_VERSION = "1"
@@ -55,7 +68,7 @@ class Options:
     feedback: Path | None = None
     jobs: int = 1
     shard: tuple[int, int] = (1, 1)
-    limits: Limits = Limits()
+    limits: Limits = Limits()  # noqa: RUF009 - frozen, so one shared default is safe
     source_dir: Path = DEFAULT_SOURCE
     state_dir: Path | None = None
     isolation: str = "auto"
@@ -86,6 +99,7 @@ class NotebookOutcome:
     name: str
     kind: str  # "run", "missing" or "invalid"
     message: str = ""
+    note: str = ""  # for the feedback, e.g. where the notebook was found
     plan: Plan | None = None
     run: RunResult | None = None
 
@@ -124,6 +138,7 @@ def _file_digest(path: Path) -> str:
     return digest.hexdigest()
 
 
+@functools.cache
 def _environment() -> str:
     parts = [GRADER_VERSION, sys.version]
     for package in ("numpy", "torch", "torchvision", "tensorflow", "keras", "ipykernel"):
@@ -144,7 +159,10 @@ def fingerprint(folder: Path, sources: list[SourceNotebook], limits: Limits) -> 
     parts = [_environment(), repr((limits.cell_timeout, limits.notebook_timeout, limits.memory_mb)),
              "symlink" if folder.is_symlink() else "folder"]
     for source in sources:
-        parts.append(f"{source.name}:{source.sha256}:{_file_digest(folder / source.name)}")
+        linked = folder.is_symlink() or not folder.is_dir()
+        found = [] if linked else locate_notebook(folder, source.name)
+        digests = ",".join(f"{p.relative_to(folder)}={_file_digest(p)}" for p in found)
+        parts.append(f"{source.name}:{source.sha256}:{digests or 'missing'}")
     return hashlib.sha256("\n".join(parts).encode()).hexdigest()
 
 
@@ -184,18 +202,26 @@ def _work(task: tuple[str, str, str]):
         return plan, _run(plan)
     outcomes = []
     for source in _CONTEXT.sources:
-        path = Path(folder) / source.name
-        try:
-            submission = read_submission(path)
-        except FileNotFoundError:
+        paths = locate_notebook(Path(folder), source.name)
+        if not paths:
             outcomes.append(NotebookOutcome(source.name, "missing",
                                             f"{source.name} was not submitted"))
             continue
+        if len(paths) > 1:
+            where = ", ".join(str(p.relative_to(folder)) for p in paths)
+            outcomes.append(NotebookOutcome(source.name, "invalid", f"{len(paths)} copies of "
+                                            f"{source.name} in subfolders ({where}); keep one"))
+            continue
+        try:
+            submission = read_submission(paths[0])
         except (InvalidSubmission, OSError) as exc:
             outcomes.append(NotebookOutcome(source.name, "invalid", f"{source.name}: {exc}"))
             continue
+        note = "" if paths[0].parent == Path(folder) else \
+            f"Your notebook was found in the subfolder {paths[0].parent.relative_to(folder)}."
         plan = submission_plan(source, submission)
-        outcomes.append(NotebookOutcome(source.name, "run", plan=plan, run=_run(plan)))
+        outcomes.append(NotebookOutcome(source.name, "run", plan=plan, run=_run(plan),
+                                        note=note))
     return outcomes
 
 
@@ -351,7 +377,11 @@ def grade(options: Options, log=print) -> Summary:
             else:
                 results = score(source, outcome.plan, outcome.run, references[source.name],
                                 options.limits)
+                if outcome.run.failure:  # the grading machine's fault: retry on the next run
+                    complete = False
                 manual = outcome.plan.manual_answers
+                if outcome.note:
+                    notes.append(outcome.note)
                 if outcome.plan.extra_cells:
                     notes.append(f"{outcome.plan.extra_cells} code cell(s) you added were run "
                                  "after the cell above them.")

@@ -60,6 +60,6 @@ def render(student: str, source: SourceNotebook, results: list[QuestionResult], 
         lines += ["", "## Your answers to the questions graded by hand", ""]
         for result in written:
             lines += [f"### {result.question}", "", _quote(manual_answers[result.question]), ""]
-    lines += ["", "Grading ran more tests than the public checks in your notebook; a failed "
-              "question says which part failed and why.", ""]
+    lines += ["", ("Grading ran more tests than the public checks in your notebook; a failed "
+                   "question says which part failed and why."), ""]
     return "\n".join(lines)

@@ -63,10 +63,7 @@ def read_submission(path: Path) -> nbformat.NotebookNode:
     Symbolic links are refused (a link could point at the instructor's solutions), as are files
     over 50 MB, invalid JSON and JSON that is not a notebook.
     """
-    try:
-        info = os.lstat(path)
-    except FileNotFoundError:
-        raise
+    info = os.lstat(path)  # FileNotFoundError: the caller reports a missing notebook
     if stat.S_ISLNK(info.st_mode):
         raise InvalidSubmission("the notebook is a symbolic link, not a file")
     if not stat.S_ISREG(info.st_mode):
@@ -89,7 +86,7 @@ def read_submission(path: Path) -> nbformat.NotebookNode:
         raise InvalidSubmission("the file is JSON but not a Jupyter notebook (no cell list)")
     try:
         nb = nbformat.reads(json.dumps(data), as_version=4)
-    except Exception as exc:  # nbformat raises several types for malformed notebooks
+    except Exception as exc:  # noqa: BLE001 - nbformat raises many types for bad notebooks
         raise InvalidSubmission(f"the file is not a valid notebook ({type(exc).__name__})") \
             from None
     for cell in nb.cells:
@@ -98,6 +95,22 @@ def read_submission(path: Path) -> nbformat.NotebookNode:
         if not isinstance(cell.get("metadata", {}), dict):
             cell["metadata"] = nbformat.NotebookNode()
     return nb
+
+
+def locate_notebook(folder: Path, name: str, depth: int = 3) -> list[Path]:
+    """Where a student's notebook ``name`` is: ``folder/name`` if that exists, else every file
+    of that name in subfolders up to ``depth`` deep (downloads from a learning platform often
+    nest them). Hidden and symbolically linked folders are not searched."""
+    direct = folder / name
+    if os.path.lexists(direct):
+        return [direct]
+    found = []
+    for root, dirs, files in os.walk(folder, followlinks=False):
+        level = len(Path(root).relative_to(folder).parts)
+        dirs[:] = [] if level >= depth else sorted(d for d in dirs if not d.startswith("."))
+        if name in files:
+            found.append(Path(root) / name)
+    return found
 
 
 def reference_plan(source: SourceNotebook) -> Plan:

@@ -103,7 +103,6 @@ class _Client(NotebookClient):
         data = msg.get("content", {}).get("data")
         if isinstance(data, dict) and MIME in data and isinstance(data[MIME], dict):
             self.probes.append(data[MIME])
-        return None
 
     def handle_comm_msg(self, outs, msg, cell_index):
         return None
@@ -136,13 +135,13 @@ class Kernel:
         client = self.client
         client.startup_timeout = max(1, int(timeout))
         log = self.sandbox.base / "kernel.log"
-        with open(log, "wb") as stderr:
+        with open(log, "wb") as stderr:  # noqa: ASYNC230 - instant, before the kernel exists
             await client.km.start_kernel(env=self.sandbox.env(), cwd=str(self.sandbox.scratch),
                                          stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                                          stderr=stderr)
         try:
             await client.async_start_new_kernel_client()
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - re-raised with the kernel's stderr
             raise RuntimeError(f"{exc}; kernel's last words: {_tail(log)}") from None
         result = await self.run(KERNEL_PROBE_CODE, timeout)
         if result.status != "ok":
@@ -153,7 +152,7 @@ class Kernel:
         """Run ``code`` as one cell; never raises for anything the code does."""
         client = self.client
         client.reset()
-        client.timeout = max(1, int(round(timeout)))
+        client.timeout = max(1, round(timeout))
         cell = nbformat.v4.new_code_cell(code)
         client.nb.cells = [cell]
         started = time.monotonic()
@@ -202,7 +201,7 @@ class Kernel:
         finally:
             try:
                 await km.cleanup_resources()
-            except Exception:  # noqa: BLE001 - files may already be gone
+            except Exception:  # noqa: BLE001, S110 - files may already be gone
                 pass
             self.sandbox.cleanup()
 

@@ -92,7 +92,7 @@ def _works(isolation: Isolation) -> bool:
         box = Sandbox(isolation, Path(folder), memory_mb=1024)
         cmd = box.wrap([sys.executable, "-I", "-S", "-c", "print('grade-sandbox-ok')"])
         try:
-            done = subprocess.run(cmd, capture_output=True, text=True, timeout=60,
+            done = subprocess.run(cmd, capture_output=True, text=True, timeout=60, check=False,
                                   cwd=box.scratch, env=box.env(), stdin=subprocess.DEVNULL)
         except (OSError, subprocess.SubprocessError):
             return False
@@ -101,7 +101,7 @@ def _works(isolation: Isolation) -> bool:
     return done.returncode == 0 and "grade-sandbox-ok" in done.stdout
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def detect_isolation(mechanism: str = "auto") -> Isolation:
     """Pick the strongest working mechanism (``auto``) or check the one asked for.
 
@@ -172,7 +172,7 @@ class Sandbox:
         args = ["--memory-mb", str(getattr(self, "memory_mb", 1024)),
                 "--fsize-mb", str(FSIZE_MB)]
         if self.isolation.as_nobody:
-            args += ["--user", "%d:%d" % NOBODY, "--nproc", str(NPROC_LIMIT)]
+            args += ["--user", f"{NOBODY[0]}:{NOBODY[1]}", "--nproc", str(NPROC_LIMIT)]
         if self.isolation.mechanism == "none":
             args.append("--pdeathsig")
         return args

@@ -16,7 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from utils.grade.plan import Plan, Step
-from utils.grade.runner import Limits, RunResult, StepResult
+from utils.grade.runner import MAX_MESSAGE_BYTES, Limits, RunResult, StepResult
 from utils.grade.source import SourceNotebook
 from utils.grade.values import ProbeFormatError, compare, decode
 
@@ -163,10 +163,15 @@ def _score_auto(question, steps: list[tuple[Step, StepResult]], expected: list[E
                              f"the memory limit of {limits.memory_mb} MB); the grader restarted "
                              "it for the other questions")
         if result.status == "huge_output":
-            return "error", f"{step.label} sent a single output over 64 MB; it was stopped"
+            return "error", (f"{step.label} sent a single output over "
+                             f"{MAX_MESSAGE_BYTES >> 20} MB; it was stopped")
         if result.status == "not_run":
-            why = run.failure or ("the kernel crashed too often" if run.restarts_exhausted
-                                  else "an earlier problem stopped the run")
+            if run.failure:
+                why = f"{run.failure} (a problem of the grading machine; it will be regraded)"
+            elif run.restarts_exhausted:
+                why = "the kernel crashed too often"
+            else:
+                why = "an earlier problem stopped the run"
             return "error", f"not run: {why}"
     answers = [(s, r) for s, r in steps if s.role == "answer"]
     public = [(s, r) for s, r in steps if s.role == "public"]
@@ -183,7 +188,9 @@ def _score_auto(question, steps: list[tuple[Step, StepResult]], expected: list[E
             return "error", f"not answered: {where} still raises NotImplementedError"
     for step, result in answers:
         if result.status == "error":
-            return "error", f"{step.label} raised {_exception(result)}"
+            hint = (f" (the kernel's memory limit is {limits.memory_mb} MB)"
+                    if result.ename == "MemoryError" else "")
+            return "error", f"{step.label} raised {_exception(result)}{hint}"
     for step, result in test_errors:
         if step.role == "public":
             if result.ename == "AssertionError":

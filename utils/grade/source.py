@@ -14,6 +14,8 @@ full authoring guide is ``docs/instructor-guide.md``):
 * ``metadata.grade = {"id": "q6", "kind": "manual", "points": 1}`` marks an answer graded by hand
   (usually a Markdown cell; a model answer may sit between the solution markers).
 * Every other cell is shared text or set-up code; the grader always runs the source's version.
+  A set-up cell may end with a hidden region too (removed from the exercise); the first code
+  cell ends with :data:`PROBE_FALLBACK` so the solutions also run outside the grader.
 
 Nothing here executes code: :func:`load_source` parses and validates, :func:`make_exercise` derives
 the learner's notebook, :mod:`utils.grade.plan` turns a source plus a submission into the code the
@@ -42,6 +44,12 @@ MARKDOWN_STUB = "YOUR ANSWER HERE"
 
 KINDS = ("solution", "test", "manual")
 PROBE_FUNCTION = "probe"
+# Ends the first code cell of every source notebook: lets the solutions run outside the grader
+# (nbval, a plain Jupyter session). The grader rebinds ``probe`` before each hidden test.
+PROBE_FALLBACK = f"""{BEGIN_HIDDEN}
+def probe(name, value, **tolerance):  # the grader replaces this with its own probe()
+    return value
+{END_HIDDEN}"""
 _ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 # Cell metadata that records an editor's state rather than content.
 _VOLATILE_METADATA = ("execution", "ExecuteTime", "collapsed", "scrolled")
@@ -66,8 +74,9 @@ class SourceCell:
     """One cell of a source notebook, classified.
 
     ``role`` is ``"text"`` (Markdown without metadata), ``"setup"`` (code without metadata),
-    ``"solution"``, ``"test"`` or ``"manual"``. For a test cell ``public`` and ``hidden`` hold the
-    two parts of its code; for solution and manual cells ``stub`` is the learner's version.
+    ``"solution"``, ``"test"`` or ``"manual"``. For test and set-up cells ``public`` and ``hidden``
+    hold the two parts of the code (set-up cells may end with hidden code too, e.g. the fallback
+    ``probe``); for solution and manual cells ``stub`` is the learner's version.
     """
 
     index: int
@@ -185,6 +194,21 @@ def calls_probe(code: str) -> bool:
                and node.func.id == PROBE_FUNCTION for node in ast.walk(tree))
 
 
+def defines_probe(code: str) -> bool:
+    """True when ``code`` defines ``probe`` (a ``def`` or an assignment)."""
+    try:
+        tree = ast.parse(code)
+    except SyntaxError:
+        return False
+    for node in ast.walk(tree):
+        if isinstance(node, ast.FunctionDef) and node.name == PROBE_FUNCTION:
+            return True
+        if isinstance(node, ast.Name) and node.id == PROBE_FUNCTION and \
+                isinstance(node.ctx, ast.Store):
+            return True
+    return False
+
+
 def _parse(code: str, where: str) -> None:
     try:
         ast.parse(code)
@@ -229,6 +253,7 @@ def parse_notebook(nb: nbformat.NotebookNode, path: Path) -> SourceNotebook:
     questions: list[Question] = []
     seen_ids: set[str] = set()
     title = ""
+    probe_defined = False
     for index, cell in enumerate(nb.cells):
         where = f"{path.name}, cell {index}"
         cell_id = cell.get("id") or f"cell-{index}"
@@ -240,12 +265,17 @@ def parse_notebook(nb: nbformat.NotebookNode, path: Path) -> SourceNotebook:
         if meta is None and cell.cell_type == "markdown":
             title = _heading(cell) or title
         if meta is None:
-            if any(_marker(line) for line in _lines(source)):
-                raise SourceError(f"{where}: markers in a cell without 'grade' metadata")
-            if cell.cell_type == "code":
-                _parse(source, where)
-            role = "text" if cell.cell_type != "code" else "setup"
-            cells.append(SourceCell(index, cell_id, cell.cell_type, source, role))
+            if cell.cell_type != "code":
+                if any(_marker(line) for line in _lines(source)):
+                    raise SourceError(f"{where}: markers in a cell without 'grade' metadata")
+                cells.append(SourceCell(index, cell_id, cell.cell_type, source, "text"))
+                continue
+            public, hidden = split_tests(source, where + " (set-up cell)")
+            _parse(source, where)
+            if hidden and defines_probe(hidden):
+                probe_defined = True
+            cells.append(SourceCell(index, cell_id, "code", source, "setup", public=public,
+                                    hidden=hidden))
             continue
         qid, kind = meta["id"], meta["kind"]
         where = f"{where} ({kind} cell of {qid})"
@@ -271,6 +301,10 @@ def parse_notebook(nb: nbformat.NotebookNode, path: Path) -> SourceNotebook:
             if not calls_probe(hidden):
                 raise SourceError(f"{where}: the hidden tests call no probe(); the grader could "
                                   "not verify this question (see docs/instructor-guide.md)")
+            if not probe_defined:
+                raise SourceError(f"{where}: the hidden tests call probe(), but no set-up cell "
+                                  "above defines it for runs outside the grader; end the first "
+                                  "code cell with:\n" + PROBE_FALLBACK)
             if any(q.id == qid for q in questions):
                 raise SourceError(f"{where}: question {qid} already has a test or manual cell")
             if not any(c.question == qid and c.role == "solution" for c in cells):
@@ -309,7 +343,7 @@ def load_source(path: str | Path) -> SourceNotebook:
     path = Path(path)
     try:
         nb = nbformat.read(path, as_version=4)
-    except Exception as exc:  # bad JSON, not a notebook
+    except Exception as exc:  # noqa: BLE001 - bad JSON, not a notebook: nbformat raises many
         raise SourceError(f"{path}: cannot read the notebook: {exc}") from None
     return parse_notebook(nb, path)
 
@@ -345,6 +379,8 @@ def make_exercise(source: SourceNotebook) -> nbformat.NotebookNode:
             cell.source = info.public
             cell.metadata["editable"] = False
             cell.metadata["deletable"] = False
+        elif info.role == "setup" and info.hidden:
+            cell.source = info.public
         if cell.cell_type == "code":
             cell.outputs = []
             cell.execution_count = None

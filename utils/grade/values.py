@@ -79,7 +79,7 @@ def _hashable(value):
 
 
 def _kind(value) -> str:
-    if isinstance(value, bool) or isinstance(value, np.bool_):
+    if isinstance(value, (bool, np.bool_)):
         return "a boolean"
     if isinstance(value, (int, float, complex)):
         return "a number"

@@ -105,7 +105,7 @@ def scan_dead_filters(model, layer: str, images, *, batch_size: int = 256,
     Returns:
         :class:`utils.stats.DeadFilterScan` with ``.dead``, ``.stats`` and ``.summary()``.
     """
-    from tqdm.auto import tqdm
+    from tqdm import tqdm  # the plain text bar: works in a terminal and a notebook, needs no widgets
 
     if not isinstance(model, keras.Model):
         raise TypeError(f"expected a keras.Model, got {type(model).__name__}")

@@ -29,7 +29,7 @@ from utils.layers import UnknownLayerError
 from utils.tensorflow.capture import layer_names, to_input
 
 tf = import_tensorflow()
-import keras  # noqa: E402  (after the import-order guard)
+import keras  # (after the import-order guard)
 
 __all__ = ["GradCAMResult", "gradcam", "gradcam_model"]
 
