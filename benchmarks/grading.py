@@ -19,6 +19,7 @@ Each timing is the median of ``--repeat`` runs.
 from __future__ import annotations
 
 import argparse
+import atexit
 import json
 import os
 import platform
@@ -44,6 +45,9 @@ SOURCE = ROOT / "solutions" / "00_warmup.ipynb"
 FIXTURES = ROOT / "tests" / "fixtures" / "grading" / "submissions"
 RESULTS = ROOT / "benchmarks" / "results" / "grading.json"
 LIMITS = Limits(cell_timeout=60, notebook_timeout=300, memory_mb=2048)
+SOURCES = Path(tempfile.mkdtemp(prefix="bench-sources-"))  # the warm-up only
+shutil.copy(SOURCE, SOURCES)
+atexit.register(shutil.rmtree, SOURCES, True)
 
 
 def execute_solution() -> float:
@@ -74,13 +78,13 @@ def grade_class(folder: Path, students: int, jobs: int, *, cached_reference: boo
         shutil.rmtree(state / "students", ignore_errors=True)
         if not (state / "reference").exists():
             grade(Options(subs, folder / "g.csv", jobs=jobs, limits=LIMITS, progress=False,
-                          state_dir=state), log=lambda *_: None)
+                          state_dir=state, source_dir=SOURCES), log=lambda *_: None)
             shutil.rmtree(state / "students")
     else:
         shutil.rmtree(state, ignore_errors=True)
     start = time.perf_counter()
     summary = grade(Options(subs, folder / "g.csv", jobs=jobs, limits=LIMITS, progress=False,
-                            state_dir=state), log=lambda *_: None)
+                            state_dir=state, source_dir=SOURCES), log=lambda *_: None)
     seconds = time.perf_counter() - start
     assert len(summary.graded) == students, summary
     return seconds
@@ -94,7 +98,8 @@ def cli_seconds(folder: Path) -> float:
     shutil.rmtree(folder / "cli.state", ignore_errors=True)
     start = time.perf_counter()
     subprocess.run([sys.executable, "-m", "utils.grade", str(subs), "--out",
-                    str(folder / "cli.csv"), "--quiet"], check=True, cwd=ROOT,
+                    str(folder / "cli.csv"), "--source", str(SOURCES), "--quiet"], check=True,
+                   cwd=ROOT,
                    capture_output=True)
     return time.perf_counter() - start
 

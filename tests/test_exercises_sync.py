@@ -33,7 +33,9 @@ def test_model_answers_pass_and_untouched_exercises_fail():
 
 @pytest.fixture
 def sandbox_repo(tmp_path):
-    shutil.copytree(exercises.SOLUTIONS, tmp_path / "solutions")
+    """A copy of the warm-up source and its exercise, to break on purpose."""
+    (tmp_path / "solutions").mkdir()
+    shutil.copy(exercises.SOLUTIONS / "00_warmup.ipynb", tmp_path / "solutions")
     exercises.build(tmp_path / "solutions", tmp_path / "exercises")
     return tmp_path
 

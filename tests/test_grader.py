@@ -6,6 +6,7 @@ built by tests/fixtures/grading/make_fixtures.py from the warm-up exercise.
 """
 
 import os
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -73,11 +74,13 @@ def batch(tmp_path_factory):
     out = tmp_path_factory.mktemp("grading")
     workroot = out / "tmp"  # the grader's scratch folders go here, so this run's are known
     workroot.mkdir()
+    (out / "src").mkdir()  # the warm-up only, whatever else solutions/ holds
+    shutil.copy(SOURCE, out / "src")
     saved, tempfile.tempdir = tempfile.tempdir, str(workroot)
     try:
         summary = grade(Options(submissions=FIXTURES, out=out / "grades.csv",
                                 feedback=out / "feedback", jobs=2, limits=LIMITS,
-                                progress=False), log=lambda *_: None)
+                                source_dir=out / "src", progress=False), log=lambda *_: None)
     finally:
         tempfile.tempdir = saved
     return summary, out, workroot

@@ -24,12 +24,15 @@ def classroom(tmp_path):
     """Three students: all right, partly right, untouched."""
     for student in ("correct", "partial", "untouched"):
         shutil.copytree(FIXTURES / student, tmp_path / "subs" / student)
+    (tmp_path / "src").mkdir()  # the warm-up only, whatever else solutions/ holds
+    shutil.copy(ROOT / "solutions" / "00_warmup.ipynb", tmp_path / "src")
     return tmp_path
 
 
 def _grade(root, *extra):
+    source = [] if "--source" in extra else ["--source", str(root / "src")]
     return cli.main([str(root / "subs"), "--out", str(root / "out" / "grades.csv"), *FAST,
-                     *extra])
+                     *source, *extra])
 
 
 def test_grades_then_resumes_without_regrading(classroom, capsys):
@@ -117,7 +120,7 @@ def test_shards_combine_into_the_whole_class(classroom, capsys):
     for shard in ("1/2", "2/2"):
         out = classroom / f"shard{shard[0]}.csv"
         assert cli.main([str(classroom / "subs"), "--out", str(out), "--shard", shard,
-                         *FAST]) == 0
+                         "--source", str(classroom / "src"), *FAST]) == 0
         outs.append(out)
     students = [{r.student for r in read_csv(out)} for out in outs]
     assert students == [{"correct", "untouched"}, {"partial"}]
@@ -152,9 +155,9 @@ def test_a_broken_reference_solution_exits_3_and_keeps_nothing(classroom, capsys
     for cell in source.cells:
         if cell.get("id") == "q3-answer":
             cell.source = cell.source.replace("56 * 56", "1 / 0")
-    (classroom / "src").mkdir()
-    nbformat.write(source, classroom / "src" / "00_warmup.ipynb")
-    assert _grade(classroom, "--source", str(classroom / "src")) == 3
+    (classroom / "broken").mkdir()
+    nbformat.write(source, classroom / "broken" / "00_warmup.ipynb")
+    assert _grade(classroom, "--source", str(classroom / "broken")) == 3
     err = capsys.readouterr()
     assert "reference solution fails its own tests" in err.out + err.err
     assert "ZeroDivisionError" in err.out + err.err
@@ -166,7 +169,8 @@ def test_a_broken_reference_solution_exits_3_and_keeps_nothing(classroom, capsys
 def test_python_m_utils_grade_end_to_end(classroom):
     env = dict(os.environ, PYTHONWARNINGS="ignore")
     done = subprocess.run([sys.executable, "-m", "utils.grade", str(classroom / "subs"), "--out",
-                           str(classroom / "g.csv"), "--jobs", "2", *FAST],
+                           str(classroom / "g.csv"), "--jobs", "2", "--source",
+                           str(classroom / "src"), *FAST],
                           capture_output=True, text=True, cwd=ROOT, env=env, timeout=600,
                           check=False)
     assert done.returncode == 0, done.stderr

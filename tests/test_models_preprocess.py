@@ -21,7 +21,7 @@ def test_crop_keeps_aspect_and_centre():
     # a 100 x 300 image whose middle third is white: the crop is all white
     image = np.zeros((100, 300, 3), np.uint8)
     image[:, 100:200] = 255
-    crop = resize_and_crop(image, 50)
+    crop = resize_and_crop(image, 50, crop=True)
     assert crop.shape == (50, 50, 3)
     assert crop[:, 5:-5].min() >= 250
     squashed = resize_and_crop(image, 50, crop=False)
@@ -38,7 +38,7 @@ def test_resnet_scaling():
 def test_batches_lists_and_deterministic():
     images = [load_sample("coffee"), load_sample("rocket")]
     a = preprocess(images)
-    b = preprocess(np.stack([resize_and_crop(i, 300) for i in images]))  # other sizes fine
+    b = preprocess(np.stack([resize_and_crop(i, 300, crop=True) for i in images]))  # other sizes fine
     assert a.shape == b.shape == (2, 224, 224, 3)
     np.testing.assert_array_equal(a, preprocess(images))
 

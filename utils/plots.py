@@ -19,6 +19,8 @@ import numpy as np
 from utils.layout import as_numpy, guess_layout, keras_kernel_to_torch
 
 _LAYOUTS = ("channels_first", "channels_last")
+EMPTY_FILTER_FRACTION = 1e-3
+"""A filter whose largest weight is below this fraction of the layer's largest is drawn as empty."""
 
 
 def _maps_chw(maps, layout: str | None, index: int) -> np.ndarray:
@@ -164,7 +166,8 @@ def plot_filters(
         filters: ``[out, in, kh, kw]`` (``layout="torch"``, what ``conv_filters`` returns in both
             frameworks) or a raw Keras kernel ``[kh, kw, in, out]`` (``layout="keras"``).
         mode: ``"rgb"`` shows each filter of a first layer (3 input channels) as a colour image,
-            each filter scaled to [0, 1] on its own, so colour says which input colours it weighs;
+            each filter scaled to [0, 1] on its own, so colour says which input colours it weighs
+            (a filter with all weights below 1e-3 of the layer's largest is drawn gray, "(empty)");
             ``"channel"`` shows input channel ``channel`` of every filter in gray, on one
             symmetric scale around zero so positive and negative weights compare across filters.
     """
@@ -180,11 +183,14 @@ def plot_filters(
                 f"mode='rgb' needs filters with 3 input channels (a first conv layer), got {w.shape[1]}; "
                 "use mode='channel'"
             )
+        # Per-filter scaling would blow a (near-)empty filter's rounding noise up into a colourful
+        # pattern; such filters are drawn gray and labelled instead.
+        empty = np.abs(w[:n]).reshape(n, -1).max(axis=1) < EMPTY_FILTER_FRACTION * np.abs(w).max()
         for i, ax in zip(range(n), axes):
             f = np.transpose(w[i], (1, 2, 0))
-            f = (f - f.min()) / (f.max() - f.min() + 1e-12)
+            f = np.full_like(f, 0.5) if empty[i] else (f - f.min()) / (f.max() - f.min() + 1e-12)
             ax.imshow(f, interpolation="nearest")
-            ax.set_title(f"{i}", fontsize=8)
+            ax.set_title(f"{i} (empty)" if empty[i] else f"{i}", fontsize=8)
     else:
         if not 0 <= channel < w.shape[1]:
             raise IndexError(f"channel {channel} out of range: the filters have {w.shape[1]} input channels")

@@ -40,7 +40,7 @@ PREPROCESS_MODELS = tuple(INPUT_SIZE)
 """Model names :func:`preprocess` knows."""
 
 
-def resize_and_crop(image, size: int = 224, crop: bool = True) -> np.ndarray:
+def resize_and_crop(image, size: int = 224, crop: bool = False) -> np.ndarray:
     """Resize an RGB image so its shorter side is ``size`` pixels, then cut out the central
     ``size x size`` square (``crop=False``: resize the whole image to ``size x size``).
     Returns ``uint8 [size, size, 3]``."""

@@ -156,7 +156,8 @@ def activation_model(model, layers: str | Iterable[str], input_shape=None):
         outs = outs if isinstance(outs, (list, tuple)) else [outs]
         nested_outputs.update({f"{head}{NESTED_SEPARATOR}{n}": o for n, o in zip(inner_names, outs)})
     outputs = [nested_outputs[n] if n in nested_outputs else output_of(n) for n in names]
-    return keras.Model(inputs, outputs)
+    # A lone input is passed bare: Keras warns when a list is given to a model built on a tensor.
+    return keras.Model(inputs[0] if len(inputs) == 1 else inputs, outputs)
 
 
 def _nested_input(model, nested, output_of):
