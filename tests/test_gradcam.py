@@ -44,7 +44,7 @@ def cat_full():
 @pytest.fixture(scope="module")
 def cat_and_coffee():
     """The cat (left half) next to the coffee cup (right half), squeezed into 224 x 224."""
-    halves = [resize_and_crop(load_sample(name)) for name in ("cat", "coffee")]
+    halves = [resize_and_crop(load_sample(name), crop=True) for name in ("cat", "coffee")]
     return preprocess(np.concatenate(halves, axis=1), crop=False)
 
 

@@ -6,6 +6,7 @@ No kernel is started here (fast); the end-to-end behaviour is in test_grader.py.
 import base64
 import io
 import json
+import os
 
 import nbformat
 import numpy as np
@@ -247,3 +248,15 @@ def test_shards_partition_the_class_deterministically():
     assert sorted(s for shard in shards for s in shard) == students
     assert shards == [shard_of(students, (i, 3)) for i in (1, 2, 3)]
     assert max(map(len, shards)) - min(map(len, shards)) <= 1
+
+
+def test_atomic_writes_leave_no_temporary_files_and_normal_permissions(tmp_path):
+    from utils.grade.results import atomic_write
+
+    atomic_write(tmp_path / "sub" / "f.txt", "one")
+    atomic_write(tmp_path / "sub" / "f.txt", "two")
+    assert [p.name for p in (tmp_path / "sub").iterdir()] == ["f.txt"]
+    assert (tmp_path / "sub" / "f.txt").read_text() == "two"
+    mask = os.umask(0)
+    os.umask(mask)
+    assert (tmp_path / "sub" / "f.txt").stat().st_mode & 0o777 == 0o666 & ~mask

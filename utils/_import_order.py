@@ -3,13 +3,16 @@
 With torch 2.14 / torchvision 0.29 and TensorFlow 2.21 in one process, importing TensorFlow (or
 Keras) *before* torchvision kills the process with a segmentation fault: torchvision loads
 ``torch._dynamo``, which loads ``triton``, which crashes once TensorFlow's libraries are in memory.
-Importing ``torch`` and ``torchvision`` first is safe. Every module of ``utils`` that touches
-TensorFlow imports this module first, and ``import utils`` runs it too, so the crash cannot happen
-through the package.
+Importing ``torch`` and ``torchvision`` first is safe. ``import utils`` (and so any ``utils``
+module) installs an import hook that imports torch and torchvision the moment anything first imports
+TensorFlow or Keras, in the package or in the learner's own cells, so the crash cannot happen once
+``utils`` is imported. If TensorFlow is already loaded without torchvision, importing ``utils``
+fails with an explanation instead of a crash later.
 """
 
 from __future__ import annotations
 
+import importlib.abc
 import os
 import sys
 
@@ -17,15 +20,7 @@ import sys
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 
-def _import_torch_first() -> None:
-    if "tensorflow" in sys.modules and "torchvision" not in sys.modules:
-        # Too late to fix the order: importing torchvision now would crash the process.
-        raise ImportError(
-            "TensorFlow was imported before torchvision, which crashes this stack "
-            "(torchvision -> torch._dynamo -> triton segfaults after TensorFlow). "
-            "Restart the kernel and run `import utils` (or `import torch, torchvision`) "
-            "before importing tensorflow or keras."
-        )
+def _import_torch() -> None:
     try:
         import torch  # noqa: F401
         import torchvision  # noqa: F401
@@ -33,7 +28,47 @@ def _import_torch_first() -> None:
         pass
 
 
-_import_torch_first()
+class _TorchBeforeTensorFlow(importlib.abc.MetaPathFinder):
+    """An import hook: just before ``tensorflow`` or ``keras`` is imported for the first time,
+    import torch and torchvision. It finds nothing itself (returns ``None``), so the normal
+    import then proceeds. Lazy, so ``import utils`` costs nothing for code that never touches
+    TensorFlow (the grader's command line, the plots)."""
+
+    _busy = False
+
+    def find_spec(self, name, path=None, target=None):
+        if (
+            not self._busy
+            and name.partition(".")[0] in _TENSORFLOW_PACKAGES
+            and "torchvision" not in sys.modules
+        ):
+            type(self)._busy = True  # torch's own imports must not re-enter the hook
+            try:
+                _import_torch()
+            finally:
+                type(self)._busy = False
+        return None
+
+
+_TENSORFLOW_PACKAGES = ("tensorflow", "keras", "tf_keras")
+
+
+def install_guard() -> None:
+    """Make the safe order automatic for the rest of this process (idempotent)."""
+    loaded = [name for name in _TENSORFLOW_PACKAGES if name in sys.modules]
+    if loaded and "torchvision" not in sys.modules:
+        # Too late to fix the order: importing torchvision now would crash the process.
+        raise ImportError(
+            f"{loaded[0]} was imported before torchvision, which crashes this stack "
+            "(torchvision -> torch._dynamo -> triton segfaults after TensorFlow). "
+            "Restart the kernel and run `import utils` (or `import torch, torchvision`) "
+            "before importing tensorflow or keras."
+        )
+    if not any(isinstance(finder, _TorchBeforeTensorFlow) for finder in sys.meta_path):
+        sys.meta_path.insert(0, _TorchBeforeTensorFlow())
+
+
+install_guard()
 
 
 def import_tensorflow():
@@ -46,6 +81,7 @@ def import_tensorflow():
     """
     if "tensorflow" in sys.modules:
         return sys.modules["tensorflow"]
+    _import_torch()  # the hook would do it too; explicit here, outside the muted section
     sys.stderr.flush()
     saved = os.dup(2)
     try:

@@ -27,7 +27,7 @@ import numpy as np
 from utils.layout import as_numpy
 from utils.preprocess import IMAGENET_MEAN, IMAGENET_STD, resize_and_crop
 
-DEFAULTS = {"steps": 40, "lr": 0.05, "size": 96, "jitter": 4, "smoothness": 10.0, "seed": 0}
+DEFAULTS = {"steps": 40, "lr": 0.05, "size": 96, "jitter": 4, "smoothness": 30.0, "seed": 0}
 """Default settings of ``maximize_activation`` (fast on a laptop CPU: a few seconds)."""
 
 PROGRESS_FROM_STEPS = 100
@@ -136,3 +136,19 @@ def jitter_shifts(steps: int, jitter: int, seed: int) -> np.ndarray:
 def show_progress(progress, steps: int) -> bool:
     """``progress=None``: a bar only for long runs (``steps >= PROGRESS_FROM_STEPS``)."""
     return steps >= PROGRESS_FROM_STEPS if progress is None else bool(progress)
+
+
+def progress_bar(iterable, enabled: bool, **kwargs):
+    """``iterable`` wrapped in a tqdm bar when ``enabled`` (else returned as it is).
+
+    A notebook widget bar needs ``ipywidgets``; without it ``tqdm.auto`` warns at import and fails
+    when the bar starts, so the plain text bar (on stderr) is used instead.
+    """
+    if not enabled:
+        return iterable
+    try:
+        import ipywidgets  # noqa: F401
+        from tqdm.auto import tqdm
+    except ImportError:
+        from tqdm import tqdm
+    return tqdm(iterable, **kwargs)

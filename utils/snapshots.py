@@ -126,12 +126,16 @@ class SnapshotLog:
             )
         if found["zero"]:
             parts.append(f"{len(found['zero'])} have a near-zero norm: {found['zero']}")
-        return (
-            f"layer {self.layer!r} at epoch {self.epochs[-1]}: {len(bad)} of {total} filters look "
-            f"dead -- {'; '.join(parts)}. A filter whose ReLU never fires gets no gradient; the "
-            "usual cause is a learning rate that is too high. Lower it and retrain, and confirm "
-            "with scan_dead_filters on real images."
-        )
+        head = (f"layer {self.layer!r} at epoch {self.epochs[-1]}: {len(bad)} of {total} filters "
+                f"look dead -- {'; '.join(parts)}.")
+        if len(found["frozen"]) == total:
+            return (head + " Not a single filter moved: is the layer frozen (requires_grad=False "
+                    "in PyTorch, trainable=False in Keras), does the optimizer not get its "
+                    "parameters or never step, or does no gradient reach the layer (every unit "
+                    "after it dead, e.g. after a too-high learning rate)?")
+        return (head + " A filter whose ReLU never fires gets no gradient; the usual cause is a "
+                "learning rate that is too high. Lower it and retrain, and confirm with "
+                "scan_dead_filters on real images.")
 
     def __len__(self) -> int:
         return len(self.snapshots)

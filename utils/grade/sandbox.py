@@ -5,7 +5,7 @@ Three mechanisms, tried in this order by :func:`detect_isolation`:
 ``bubblewrap``
     ``bwrap`` with new PID, network, IPC and UTS namespaces. The kernel sees a read-only
     *allow-list* of the file system (system folders, the Python installation, the ``utils``
-    package, a few model caches) plus its own empty scratch folder (a size-limited tmpfs), so
+    package, torch's cache of downloaded weights) plus its own empty scratch folder (a size-limited tmpfs), so
     ``solutions/``, the submissions, the grades and feedback do not exist for it. As root the
     kernel then runs as ``nobody`` (real uid 65534: no capabilities, RLIMIT_NPROC applies).
     Killing the sandbox kills every process the kernel started (PID namespace).
@@ -48,7 +48,8 @@ SCRATCH_MB = 1024  # tmpfs size of a kernel's scratch folder, /tmp and /dev/shm 
 FSIZE_MB = 1024  # largest single file a kernel may write
 _ETC = ("ld.so.cache", "ld.so.conf", "ld.so.conf.d", "localtime", "passwd", "group",
         "nsswitch.conf", "hosts", "os-release", "alternatives", "mime.types", "fonts")
-_READ_ONLY_CACHES = ("~/.cache/torch", "~/.keras", "~/.cache/matplotlib")
+# Downloaded model weights a notebook may load (torchvision's ImageNet weights), read-only.
+_READ_ONLY_CACHES = ("~/.cache/torch",)
 
 PROTECTIONS = (
     "no network",
@@ -267,9 +268,6 @@ class Sandbox:
         torch_home = Path("~/.cache/torch").expanduser()
         if torch_home.is_dir():
             env["TORCH_HOME"] = str(torch_home.resolve())
-        keras_home = Path("~/.keras").expanduser()
-        if keras_home.is_dir():
-            env["KERAS_HOME"] = str(keras_home.resolve())
         return env
 
     def kernel_manager(self) -> SandboxedKernelManager:

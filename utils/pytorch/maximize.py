@@ -28,6 +28,7 @@ from utils.maximize import (
     check_settings,
     jitter_shifts,
     pixel_scaling,
+    progress_bar,
     show_progress,
     starting_image,
 )
@@ -112,8 +113,6 @@ def maximize_activation(
     Returns:
         :class:`utils.maximize.MaximizationResult` ``(image uint8 [size, size, C], history)``.
     """
-    from tqdm.auto import tqdm
-
     check_settings(channel, steps, lr, size, jitter, smoothness)
     module = _module(model, layer)
     scaling = pixel_scaling(preprocessing)
@@ -125,8 +124,7 @@ def maximize_activation(
     was_training = model.training
     model.eval()
     try:
-        bar = tqdm(range(steps), disable=not show_progress(progress, steps), desc=f"{layer}[{channel}]",
-                   leave=False)
+        bar = progress_bar(range(steps), show_progress(progress, steps), desc=f"{layer}[{channel}]", leave=False)
         for step in bar:
             with torch.enable_grad():
                 moved = torch.roll(image, shifts=tuple(int(s) for s in shifts[step]), dims=(2, 3))

@@ -55,7 +55,8 @@ def _cached(model, layer: str):
                 f"Grad-CAM needs a layer with feature maps [N, h, w, C]; {layer!r} gives "
                 f"{tuple(target.output.shape)}"
             )
-        grad_model = keras.Model(model.inputs, [target.output, model.outputs[0]])
+        inputs = model.inputs[0] if len(model.inputs) == 1 else model.inputs  # a list warns on call
+        grad_model = keras.Model(inputs, [target.output, model.outputs[0]])
 
         @tf.function(reduce_retracing=True)
         def compute(x, classes):  # classes: int64 [N]; -1 = "the top-1 class of this image"

@@ -34,6 +34,7 @@ from utils.maximize import (
     check_settings,
     jitter_shifts,
     pixel_scaling,
+    progress_bar,
     show_progress,
     starting_image,
 )
@@ -117,8 +118,6 @@ def maximize_activation(
     Returns:
         :class:`utils.maximize.MaximizationResult` ``(image uint8 [size, size, C], history)``.
     """
-    from tqdm.auto import tqdm
-
     check_settings(channel, steps, lr, size, jitter, smoothness)
     sub, step_fn = _cached(model, layer)
     channels = int(sub.outputs[0].shape[-1])
@@ -130,8 +129,7 @@ def maximize_activation(
     shifts = jitter_shifts(steps, jitter, seed).astype(np.int32)
     args = (tf.constant(channel, tf.int32), tf.constant(lr, tf.float32), tf.constant(smoothness, tf.float32))
     history = np.zeros(steps, dtype=np.float32)
-    for step in tqdm(range(steps), disable=not show_progress(progress, steps), desc=f"{layer}[{channel}]",
-                     leave=False):
+    for step in progress_bar(range(steps), show_progress(progress, steps), desc=f"{layer}[{channel}]", leave=False):
         image, activation = step_fn(image, tf.constant(shifts[step]), *args, low, high)
         history[step] = float(activation)
     return MaximizationResult(scaling.to_pixels(image.numpy()[0]), history)
