@@ -16,7 +16,7 @@ export TF_CPP_MIN_LOG_LEVEL := 3
 export PYTHONWARNINGS := ignore::DeprecationWarning
 export MPLBACKEND := Agg
 
-.PHONY: help env book test test-fast lint exercises check-exercises bench browser clean
+.PHONY: help env book test test-fast lint exercises check-exercises bench browser sandbox clean
 
 help:
 	@echo "make book    build the website into _build/html (executes every lesson)"
@@ -45,6 +45,12 @@ browser:
 	@command -v chromium >/dev/null || { echo "Installing Debian's chromium for the website test"; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
 
+# bubblewrap gives the grader's kernels no network, a private process tree and a read-only view
+# of the machine (see README, "Grading a class").
+sandbox:
+	@command -v bwrap >/dev/null || { echo "Installing Debian's bubblewrap for the grader's sandbox"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq bubblewrap >/dev/null; }
+
 book: env
 	$(PY) -m utils.build_book
 	@echo "Website: $(CURDIR)/_build/html/index.html"
@@ -53,7 +59,7 @@ book: env
 # compares only cells marked `# NBVAL_CHECK_OUTPUT` (the lessons' agreement checks) and requires
 # every other cell to run without error. exercises/ is not run (its stubs fail by design), nor are
 # the grader's deliberately broken submissions in tests/fixtures/.
-test: env browser
+test: env browser sandbox
 	$(PY) -m pytest tests book solutions --ignore=tests/fixtures \
 	  --nbval-lax --nbval-current-env --nbval-cell-timeout=300
 
@@ -66,9 +72,14 @@ lint: env
 exercises: env
 	$(PY) -m utils.exercises build
 
+check-exercises: env
+	$(PY) -m utils.exercises check --execute
+
 bench: env
 	$(PY) benchmarks/capture_overhead.py
 	$(PY) benchmarks/notebook_times.py
+	$(PY) benchmarks/model_load.py
+	$(PY) benchmarks/grading.py
 
 clean:
 	rm -rf _build .pytest_cache
