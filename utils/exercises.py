@@ -9,7 +9,7 @@ Command line::
                                                 #   pass) and grade the untouched exercises (no
                                                 #   question may pass), with the real grader
 
-``solutions/`` is the single source (format: ``docs/instructor-guide.md``); ``exercises/`` is
+``solutions/`` is the single source (format: ``README.md, "For instructors"``); ``exercises/`` is
 generated, committed, and never edited by hand. Generation is deterministic, so "stale" simply
 means "the file differs from what ``build`` would write".
 """

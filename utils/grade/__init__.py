@@ -14,5 +14,5 @@ Modules, in the order the grader uses them:
 * :mod:`~utils.grade.results`, :mod:`~utils.grade.feedback`, :mod:`~utils.grade.batch` and
   :mod:`~utils.grade.cli`: the class-wide run (parallel, sharded, resumable), CSV and feedback.
 
-The instructor guide is ``docs/instructor-guide.md``.
+The instructor guide is ``README.md, "For instructors"``.
 """

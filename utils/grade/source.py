@@ -1,7 +1,7 @@
 """Read the instructor's source notebooks (``solutions/*.ipynb``) and derive what grading needs.
 
 A source notebook is an ordinary notebook plus a little cell metadata and nbgrader's markers (the
-full authoring guide is ``docs/instructor-guide.md``):
+full authoring guide is ``README.md, "For instructors"``):
 
 * ``metadata.grade = {"id": "q1", "kind": "solution"}`` marks an **answer cell**: code between
   ``### BEGIN SOLUTION`` and ``### END SOLUTION`` is the model answer; learners get a stub
@@ -300,7 +300,7 @@ def parse_notebook(nb: nbformat.NotebookNode, path: Path) -> SourceNotebook:
                                   f"no probe(), move it below {BEGIN_HIDDEN}")
             if not calls_probe(hidden):
                 raise SourceError(f"{where}: the hidden tests call no probe(); the grader could "
-                                  "not verify this question (see docs/instructor-guide.md)")
+                                  "not verify this question (see README.md, "For instructors")")
             if not probe_defined:
                 raise SourceError(f"{where}: the hidden tests call probe(), but no set-up cell "
                                   "above defines it for runs outside the grader; end the first "
