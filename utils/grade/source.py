@@ -300,7 +300,7 @@ def parse_notebook(nb: nbformat.NotebookNode, path: Path) -> SourceNotebook:
                                   f"no probe(), move it below {BEGIN_HIDDEN}")
             if not calls_probe(hidden):
                 raise SourceError(f"{where}: the hidden tests call no probe(); the grader could "
-                                  "not verify this question (see README.md, "For instructors")")
+                                  "not verify this question (see the README, section For instructors)")
             if not probe_defined:
                 raise SourceError(f"{where}: the hidden tests call probe(), but no set-up cell "
                                   "above defines it for runs outside the grader; end the first "
