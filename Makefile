@@ -80,6 +80,7 @@ bench: env
 	$(PY) benchmarks/notebook_times.py
 	$(PY) benchmarks/model_load.py
 	$(PY) benchmarks/grading.py
+	$(PY) benchmarks/dead_filter_scan.py
 
 clean:
 	rm -rf _build .pytest_cache

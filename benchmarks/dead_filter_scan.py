@@ -10,7 +10,11 @@ Targets (issue 5):
   (``feature_maps`` on all images at once, keeping every map) runs the same way: its increase
   grows with the number of images, which shows the measurement can see growth.
 * **throughput**: scan time vs plain inference over the same images and batches, in one process,
-  interleaved repeats, median: ``ratio = plain_seconds / scan_seconds`` must be >= 0.9.
+  interleaved repeats, median: ``ratio = plain_seconds / scan_seconds`` must be >= 0.9. PyTorch
+  runs on ``--threads`` threads (default 1: on a shared 2-core machine, two OpenMP threads
+  fighting other processes make every timing several times slower and much noisier). A second
+  PyTorch row does the same reductions in a hook but lets the whole network run (no early stop),
+  to show what the reductions themselves cost.
 
 Usage::
 
@@ -96,10 +100,10 @@ def memory_rows(frameworks) -> list[dict]:
     return rows
 
 
-def throughput_rows(frameworks, repeats: int) -> list[dict]:
-    import utils  # noqa: F401
+def throughput_rows(frameworks, repeats: int, threads: int) -> list[dict]:
     from _timing import median_times
 
+    import utils  # noqa: F401
     from utils.data import load_digits, to_float
 
     x = to_float(load_digits()[0])
@@ -108,6 +112,8 @@ def throughput_rows(frameworks, repeats: int) -> list[dict]:
         import torch
 
         from utils.pytorch.diagnostics import iter_batches, scan_dead_filters
+
+        torch.set_num_threads(threads)
         from utils.pytorch.models import load_model
 
         model = load_model("mnist_cnn", pretrained=False)
@@ -124,8 +130,8 @@ def throughput_rows(frameworks, repeats: int) -> list[dict]:
             stats = ChannelStats()
 
             def hook(_m, _i, out):
-                stats.update_reduced(out.mean((2, 3)).double().numpy(),
-                                     out.amax((2, 3)).double().numpy())
+                flat = out.contiguous().flatten(2)  # as scan_dead_filters does
+                stats.update_reduced(flat.mean(2).double().numpy(), flat.amax(2).double().numpy())
 
             handle = model.get_submodule(LAYER).register_forward_hook(hook)
             try:
@@ -178,6 +184,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--quick", action="store_true", help="PyTorch only, 2 repeats, no results file")
+    parser.add_argument("--threads", type=int, default=1, help="PyTorch threads for the timing")
     parser.add_argument("--child", nargs=3, metavar=("FRAMEWORK", "METHOD", "N"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -197,13 +204,13 @@ def main() -> None:
     print("Peak memory (fresh process per row; layer conv1, batch 256)")
     print_table(memory, ["framework", "method", "images", "rss_before_mb", "peak_rss_mb",
                          "increase_mb", "peak_vs_500", "ok"])
-    throughput = throughput_rows(frameworks, repeats)
+    throughput = throughput_rows(frameworks, repeats, args.threads)
     print(f"\nThroughput over the 5,000 digits (median of {repeats} interleaved runs)")
     print_table(throughput, ["framework", "variant", "baseline", "plain_seconds", "scan_seconds",
                              "plain_images_per_s", "scan_images_per_s", "ratio", "ok"])
     if not args.quick:
         path = write_results("dead_filter_scan", {
-            "layer": LAYER, "batch_size": BATCH, "repeats": repeats,
+            "layer": LAYER, "batch_size": BATCH, "repeats": repeats, "torch_threads": args.threads,
             "targets": {"peak_memory_5000_vs_500": 1.10, "throughput_vs_plain": 0.9},
             "memory": memory, "throughput": throughput})
         print(f"\nwritten to {path}")

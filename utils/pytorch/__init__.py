@@ -15,6 +15,8 @@ from utils import _import_order  # noqa: F401
 from utils.pytorch.capture import ActivationCapture, feature_maps, layer_names, to_input
 from utils.pytorch.filters import conv_filters
 from utils.pytorch.models import MODEL_NAMES, WeightsNotAvailableError, load_model, predict
+from utils.pytorch.diagnostics import scan_dead_filters
+from utils.pytorch.snapshots import FilterSnapshots
 
 FRAMEWORK = "pytorch"
 LAYOUT = "channels_first"
@@ -24,11 +26,13 @@ __all__ = [
     "LAYOUT",
     "MODEL_NAMES",
     "ActivationCapture",
-    "WeightsNotAvailableError",
     "conv_filters",
     "feature_maps",
+    "FilterSnapshots",
     "layer_names",
     "load_model",
     "predict",
+    "scan_dead_filters",
     "to_input",
+    "WeightsNotAvailableError",
 ]

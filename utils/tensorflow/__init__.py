@@ -25,6 +25,8 @@ from utils.tensorflow.capture import (  # noqa: E402
 )
 from utils.tensorflow.filters import conv_filters  # noqa: E402
 from utils.tensorflow.models import MODEL_NAMES, WeightsNotAvailableError, load_model, predict  # noqa: E402
+from utils.tensorflow.diagnostics import scan_dead_filters  # noqa: E402
+from utils.tensorflow.snapshots import FilterSnapshots  # noqa: E402
 
 FRAMEWORK = "tensorflow"
 LAYOUT = "channels_last"
@@ -33,12 +35,14 @@ __all__ = [
     "FRAMEWORK",
     "LAYOUT",
     "MODEL_NAMES",
-    "WeightsNotAvailableError",
     "activation_model",
     "conv_filters",
     "feature_maps",
+    "FilterSnapshots",
     "layer_names",
     "load_model",
     "predict",
+    "scan_dead_filters",
     "to_input",
+    "WeightsNotAvailableError",
 ]

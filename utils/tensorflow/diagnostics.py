@@ -24,9 +24,9 @@ import weakref
 
 import numpy as np
 
-from utils.tensorflow.capture import _cached_activation_model, keras, tf, to_input
 from utils.layers import UnknownLayerError
 from utils.stats import ChannelStats, DeadFilterScan, dead_filters
+from utils.tensorflow.capture import _cached_activation_model, keras, tf, to_input
 
 __all__ = ["iter_batches", "scan_dead_filters"]
 
@@ -105,7 +105,8 @@ def scan_dead_filters(model, layer: str, images, *, batch_size: int = 256,
     Returns:
         :class:`utils.stats.DeadFilterScan` with ``.dead``, ``.stats`` and ``.summary()``.
     """
-    from tqdm import tqdm  # the plain text bar: works in a terminal and a notebook, needs no widgets
+    # the plain text bar: works in a terminal and a notebook, needs no widgets
+    from tqdm import tqdm
 
     if not isinstance(model, keras.Model):
         raise TypeError(f"expected a keras.Model, got {type(model).__name__}")
