@@ -15,7 +15,7 @@ from utils.pytorch.models import load_model as load_torch
 SIZE = 64
 # (layer, channel): a stem colour detector (after its ReLU6; a blue filter) and a texture channel
 # in block 6 (before its ReLU6). Both are low on the cat and far higher after 40 steps.
-TARGETS = [("_relu0", 3), ("_blocks.6._bn1", 12)]
+TARGETS = [("_relu0", 3), pytest.param("_blocks.6._bn1", 12, marks=pytest.mark.slow)]
 
 
 @pytest.fixture(scope="module")
@@ -58,6 +58,7 @@ def test_raises_the_channel_far_above_the_starting_image(torch_lite0, keras_side
         assert after > best_photo + 1.5, (name, best_photo, after)
 
 
+@pytest.mark.slow
 def test_a_photo_as_start(torch_lite0, cat):
     start = resize_and_crop(cat, SIZE, crop=False)
     image, history = torch_maximize(torch_lite0, "_blocks.6._bn1", 12, size=SIZE, start=cat)

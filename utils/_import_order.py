@@ -18,6 +18,10 @@ import sys
 
 # TensorFlow prints C++ log lines to stderr at import; they would make notebook outputs unstable.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+# PyTorch's OpenMP threads busy-wait between operations by default; on a laptop or a shared
+# 2-core machine where TensorFlow's threads or other programs want the cores too, that made
+# lessons twice as slow (measured). Read once, when torch loads, so it is set before that.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 
 def _import_torch() -> None:

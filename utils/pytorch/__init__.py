@@ -8,6 +8,10 @@
 ``ActivationCapture(model, layers)``  forward hooks in a context manager (PyTorch's mechanism)
 ``feature_maps(model, layers, x)``    layer outputs as NumPy ``[N, C, H, W]``
 ``conv_filters(model, layer)``        kernels as NumPy ``[out, in, kh, kw]``
+``gradcam(model, layer, x)``         Grad-CAM heatmaps ``[N, h, w]`` and the classes explained
+``maximize_activation(model, ...)``  an input optimised to excite one channel
+``scan_dead_filters(model, ...)``    streamed per-channel statistics over a data set
+``FilterSnapshots``                  a layer's filters recorded every epoch (training-loop helper)
 ====================================  =============================================================
 """
 
@@ -17,6 +21,8 @@ from utils.pytorch.filters import conv_filters
 from utils.pytorch.models import MODEL_NAMES, WeightsNotAvailableError, load_model, predict
 from utils.pytorch.diagnostics import scan_dead_filters
 from utils.pytorch.snapshots import FilterSnapshots
+from utils.pytorch.gradcam import GradCAMResult, gradcam
+from utils.pytorch.maximize import MaximizationResult, channel_activation, maximize_activation
 
 FRAMEWORK = "pytorch"
 LAYOUT = "channels_first"
@@ -26,11 +32,16 @@ __all__ = [
     "LAYOUT",
     "MODEL_NAMES",
     "ActivationCapture",
+    "channel_activation",
     "conv_filters",
     "feature_maps",
     "FilterSnapshots",
+    "gradcam",
+    "GradCAMResult",
     "layer_names",
     "load_model",
+    "MaximizationResult",
+    "maximize_activation",
     "predict",
     "scan_dead_filters",
     "to_input",

@@ -8,6 +8,10 @@
 ``activation_model(model, layers)``   multi-output sub-model (Keras' mechanism)
 ``feature_maps(model, layers, x)``    layer outputs as NumPy ``[N, H, W, C]``
 ``conv_filters(model, layer)``        kernels as NumPy ``[out, in, kh, kw]``
+``gradcam(model, layer, x)``         Grad-CAM heatmaps ``[N, h, w]`` and the classes explained
+``maximize_activation(model, ...)``  an input optimised to excite one channel
+``scan_dead_filters(model, ...)``    streamed per-channel statistics over a data set
+``FilterSnapshots``                  a layer's filters recorded every epoch (Keras callback)
 ====================================  =============================================================
 
 Importing this module imports TensorFlow quietly, after torch and torchvision.
@@ -27,6 +31,12 @@ from utils.tensorflow.filters import conv_filters  # noqa: E402
 from utils.tensorflow.models import MODEL_NAMES, WeightsNotAvailableError, load_model, predict  # noqa: E402
 from utils.tensorflow.diagnostics import scan_dead_filters  # noqa: E402
 from utils.tensorflow.snapshots import FilterSnapshots  # noqa: E402
+from utils.tensorflow.gradcam import GradCAMResult, gradcam  # noqa: E402
+from utils.tensorflow.maximize import (  # noqa: E402
+    MaximizationResult,
+    channel_activation,
+    maximize_activation,
+)
 
 FRAMEWORK = "tensorflow"
 LAYOUT = "channels_last"
@@ -36,11 +46,16 @@ __all__ = [
     "LAYOUT",
     "MODEL_NAMES",
     "activation_model",
+    "channel_activation",
     "conv_filters",
     "feature_maps",
     "FilterSnapshots",
+    "gradcam",
+    "GradCAMResult",
     "layer_names",
     "load_model",
+    "MaximizationResult",
+    "maximize_activation",
     "predict",
     "scan_dead_filters",
     "to_input",
