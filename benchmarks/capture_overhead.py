@@ -20,17 +20,17 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import utils  # noqa: E402,F401  (torch before TensorFlow)
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-from _timing import median_times, print_table, write_results  # noqa: E402
-from torchvision.models.feature_extraction import create_feature_extractor  # noqa: E402
+import numpy as np
+import torch
+from _timing import median_times, print_table, write_results
+from torchvision.models.feature_extraction import create_feature_extractor
 
-from utils import pytorch as pt  # noqa: E402
-from utils import tensorflow as tfu  # noqa: E402
-from utils.pytorch.models import load_model as load_torch  # noqa: E402
-from utils.tensorflow.capture import keras  # noqa: E402
-from utils.tensorflow.models import load_model as load_keras  # noqa: E402
+import utils  # noqa: F401  (torch before TensorFlow)
+from utils import pytorch as pt
+from utils import tensorflow as tfu
+from utils.pytorch.models import load_model as load_torch
+from utils.tensorflow.capture import keras
+from utils.tensorflow.models import load_model as load_keras
 
 
 def torch_rows(name: str, batch: int, repeats: int) -> list[dict]:

@@ -5,4 +5,4 @@ import os
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 os.environ.setdefault("MPLBACKEND", "Agg")
 
-import utils  # noqa: E402,F401  (import-order guard before any test module imports TensorFlow)
+import utils  # noqa: F401  (import-order guard before any test module imports TensorFlow)

@@ -23,7 +23,7 @@ from utils.grade.values import KERNEL_PROBE_CODE, ProbeFormatError, compare, dec
 @pytest.fixture(scope="module")
 def encode():
     namespace = {}
-    exec(KERNEL_PROBE_CODE, namespace)  # noqa: S102 - the kernel side, as the kernel runs it
+    exec(KERNEL_PROBE_CODE, namespace)
     return namespace["probe"].encode
 
 

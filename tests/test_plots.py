@@ -41,7 +41,7 @@ def test_filters_rgb_and_channel_modes_accept_both_layouts():
     w = rng.standard_normal((16, 3, 3, 3)).astype(np.float32)
     rgb = _images_in(plots.plot_filters(w))
     assert len(rgb) == 16 and rgb[0].shape == (3, 3, 3)
-    assert 0.0 <= rgb[0].min() and rgb[0].max() <= 1.0
+    assert rgb[0].min() >= 0.0 and rgb[0].max() <= 1.0
     gray_torch = _images_in(plots.plot_filters(w, mode="channel", channel=2))
     gray_keras = _images_in(plots.plot_filters(torch_kernel_to_keras(w), mode="channel", channel=2, layout="keras"))
     np.testing.assert_array_equal(gray_torch[4], w[4, 2])

@@ -92,8 +92,8 @@ def import_tensorflow():
         devnull = os.open(os.devnull, os.O_WRONLY)
         try:
             os.dup2(devnull, 2)
-            import tensorflow
             import keras  # noqa: F401
+            import tensorflow
 
             tensorflow.get_logger().setLevel("ERROR")
             # Device discovery logs too (cuInit on machines without a GPU): do it while muted.

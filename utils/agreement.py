@@ -261,7 +261,7 @@ def check_agreement(
                 torch_model(x.to(device))
             # Which keys to compare: every call of a plain name, one call of a "name_k" key.
             keys = []
-            for name, (module, call) in zip(names, wanted):
+            for name, (module, _call) in zip(names, wanted):
                 if name == module:
                     runs = max(len(cap.calls[module]), len(keras_names_for(module, keras_model)))
                     keys += [call_key(module, i) for i in range(runs)]

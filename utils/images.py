@@ -7,7 +7,7 @@ what was expected and how to fix it, instead of a shape error three calls later.
 
 from __future__ import annotations
 
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 
 import numpy as np
@@ -52,7 +52,7 @@ SAMPLE_IMAGES: tuple[str, ...] = tuple(_SAMPLES)
 """Names accepted by :func:`load_sample`; all ship with scikit-image or scikit-learn."""
 
 
-@lru_cache(maxsize=None)
+@cache
 def _cached_sample(name: str) -> np.ndarray:
     image = check_rgb(_SAMPLES[name](), name=f"sample image {name!r}")
     image.setflags(write=False)  # shared by every caller: nobody may edit it in place

@@ -74,7 +74,7 @@ def _install():
         payload = {"name": str(name), "rtol": float(rtol), "atol": float(atol)}
         try:
             payload["value"] = encode(value)
-        except Exception as exc:  # noqa: BLE001 - reported to the grader, which fails the probe
+        except Exception as exc:
             payload["error"] = f"{type(exc).__name__}: {exc}"[:300]
         publish_display_data({mime: payload})
         return value

@@ -68,7 +68,7 @@ class Options:
     feedback: Path | None = None
     jobs: int = 1
     shard: tuple[int, int] = (1, 1)
-    limits: Limits = Limits()  # noqa: RUF009 - frozen, so one shared default is safe
+    limits: Limits = Limits()
     source_dir: Path = DEFAULT_SOURCE
     state_dir: Path | None = None
     isolation: str = "auto"
@@ -263,7 +263,7 @@ def _execute(tasks: list[tuple[str, str, str]], jobs: int, context: _Context, on
                     else:
                         on_done(task, None, "the grader's worker process died while grading "
                                             "this (twice); see the instructor guide")
-                except Exception as exc:  # noqa: BLE001 - a grader bug must not stop the batch
+                except Exception as exc:
                     on_done(task, None, f"internal grader error: {type(exc).__name__}: {exc}")
                 else:
                     on_done(task, result, None)

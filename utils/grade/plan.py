@@ -86,7 +86,7 @@ def read_submission(path: Path) -> nbformat.NotebookNode:
         raise InvalidSubmission("the file is JSON but not a Jupyter notebook (no cell list)")
     try:
         nb = nbformat.reads(json.dumps(data), as_version=4)
-    except Exception as exc:  # noqa: BLE001 - nbformat raises many types for bad notebooks
+    except Exception as exc:
         raise InvalidSubmission(f"the file is not a valid notebook ({type(exc).__name__})") \
             from None
     for cell in nb.cells:

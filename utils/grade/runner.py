@@ -17,6 +17,7 @@ Recovery, so one broken question costs only that question:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import subprocess
 import time
 from dataclasses import dataclass, field
@@ -135,13 +136,13 @@ class Kernel:
         client = self.client
         client.startup_timeout = max(1, int(timeout))
         log = self.sandbox.base / "kernel.log"
-        with open(log, "wb") as stderr:  # noqa: ASYNC230 - instant, before the kernel exists
+        with open(log, "wb") as stderr:
             await client.km.start_kernel(env=self.sandbox.env(), cwd=str(self.sandbox.scratch),
                                          stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                                          stderr=stderr)
         try:
             await client.async_start_new_kernel_client()
-        except Exception as exc:  # noqa: BLE001 - re-raised with the kernel's stderr
+        except Exception as exc:
             raise RuntimeError(f"{exc}; kernel's last words: {_tail(log)}") from None
         result = await self.run(KERNEL_PROBE_CODE, timeout)
         if result.status != "ok":
@@ -166,7 +167,7 @@ class Kernel:
                 result.status, result.stuck = "timeout", True
             else:  # ... because a message over the size limit cut the channel
                 result.status = "huge_output"
-        except Exception as exc:  # noqa: BLE001 - any other failure of the channel: start afresh
+        except Exception as exc:
             result.status, result.evalue = "crashed", f"{type(exc).__name__}: {exc}"[:200]
         else:
             reply = (client.reply or {}).get("content", {})
@@ -194,15 +195,13 @@ class Kernel:
                 client.kc.stop_channels()
             if km.has_kernel:
                 await km.shutdown_kernel(now=True)
-        except Exception:  # noqa: BLE001 - kill at any cost below
+        except Exception:
             provisioner = getattr(km, "provisioner", None)
             if provisioner is not None and getattr(provisioner, "process", None) is not None:
                 provisioner.process.kill()
         finally:
-            try:
+            with contextlib.suppress(Exception):  # best effort: the kernel may be gone already
                 await km.cleanup_resources()
-            except Exception:  # noqa: BLE001, S110 - files may already be gone
-                pass
             self.sandbox.cleanup()
 
 
@@ -233,7 +232,7 @@ async def run_steps(steps: list[Step], isolation: Isolation, workroot: Path, lim
             remaining = deadline - time.monotonic()
             try:
                 await kernel.start(min(limits.startup_timeout, max(remaining, 1)))
-            except Exception as exc:  # noqa: BLE001 - reported, the batch goes on
+            except Exception as exc:
                 if time.monotonic() >= deadline:
                     run.deadline_hit = True
                 else:

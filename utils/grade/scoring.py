@@ -177,7 +177,7 @@ def _score_auto(question, steps: list[tuple[Step, StepResult]], expected: list[E
     public = [(s, r) for s, r in steps if s.role == "public"]
     hidden = [(s, r) for s, r in steps if s.role == "hidden"]
     reasons = []
-    for step, result in hidden:
+    for _step, result in hidden:
         reasons += _compare_probes(expected, result.probes)
     test_errors = [(s, r) for s, r in public + hidden if r.status == "error"]
     if not test_errors and not reasons:

@@ -343,7 +343,7 @@ def load_source(path: str | Path) -> SourceNotebook:
     path = Path(path)
     try:
         nb = nbformat.read(path, as_version=4)
-    except Exception as exc:  # noqa: BLE001 - bad JSON, not a notebook: nbformat raises many
+    except Exception as exc:
         raise SourceError(f"{path}: cannot read the notebook: {exc}") from None
     return parse_notebook(nb, path)
 

@@ -17,12 +17,12 @@
 
 from utils import _import_order  # noqa: F401
 from utils.pytorch.capture import ActivationCapture, feature_maps, layer_names, to_input
-from utils.pytorch.filters import conv_filters
-from utils.pytorch.models import MODEL_NAMES, WeightsNotAvailableError, load_model, predict
 from utils.pytorch.diagnostics import scan_dead_filters
-from utils.pytorch.snapshots import FilterSnapshots
+from utils.pytorch.filters import conv_filters
 from utils.pytorch.gradcam import GradCAMResult, gradcam
 from utils.pytorch.maximize import MaximizationResult, channel_activation, maximize_activation
+from utils.pytorch.models import MODEL_NAMES, WeightsNotAvailableError, load_model, predict
+from utils.pytorch.snapshots import FilterSnapshots
 
 FRAMEWORK = "pytorch"
 LAYOUT = "channels_first"

@@ -21,22 +21,22 @@ from utils._import_order import import_tensorflow
 
 import_tensorflow()
 
-from utils.tensorflow.capture import (  # noqa: E402
+from utils.tensorflow.capture import (
     activation_model,
     feature_maps,
     layer_names,
     to_input,
 )
-from utils.tensorflow.filters import conv_filters  # noqa: E402
-from utils.tensorflow.models import MODEL_NAMES, WeightsNotAvailableError, load_model, predict  # noqa: E402
-from utils.tensorflow.diagnostics import scan_dead_filters  # noqa: E402
-from utils.tensorflow.snapshots import FilterSnapshots  # noqa: E402
-from utils.tensorflow.gradcam import GradCAMResult, gradcam  # noqa: E402
-from utils.tensorflow.maximize import (  # noqa: E402
+from utils.tensorflow.diagnostics import scan_dead_filters
+from utils.tensorflow.filters import conv_filters
+from utils.tensorflow.gradcam import GradCAMResult, gradcam
+from utils.tensorflow.maximize import (
     MaximizationResult,
     channel_activation,
     maximize_activation,
 )
+from utils.tensorflow.models import MODEL_NAMES, WeightsNotAvailableError, load_model, predict
+from utils.tensorflow.snapshots import FilterSnapshots
 
 FRAMEWORK = "tensorflow"
 LAYOUT = "channels_last"

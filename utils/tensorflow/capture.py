@@ -26,7 +26,7 @@ from utils._import_order import import_tensorflow
 from utils.layers import UnknownLayerError, as_name_list
 
 tf = import_tensorflow()
-import keras  # noqa: E402  (after the import-order guard)
+import keras
 
 NESTED_SEPARATOR = "/"
 """Separates a nested model's name from a layer inside it: ``"backbone/conv1"``."""
@@ -113,7 +113,7 @@ def _traced_inputs_outputs(model, input_shape):
 
 
 def _single_output(layer):
-    nodes = [n for n in layer._inbound_nodes]  # noqa: SLF001  (Keras exposes no public accessor)
+    nodes = [n for n in layer._inbound_nodes]
     if len(nodes) > 1:
         raise ValueError(
             f"layer {layer.name!r} is called {len(nodes)} times in the model, so it has no single "
@@ -162,7 +162,7 @@ def activation_model(model, layers: str | Iterable[str], input_shape=None):
 
 def _nested_input(model, nested, output_of):
     """The symbolic tensor(s) the outer ``model`` feeds into the ``nested`` model."""
-    nodes = nested._inbound_nodes  # noqa: SLF001
+    nodes = nested._inbound_nodes
     if isinstance(model, keras.Sequential):
         position = [layer.name for layer in model.layers].index(nested.name)
         if position == 0:

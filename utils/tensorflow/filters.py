@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from utils.layers import UnknownLayerError
 from utils.layout import keras_kernel_to_torch
 from utils.tensorflow.capture import NESTED_SEPARATOR, keras, layer_names
-from utils.layers import UnknownLayerError
 
 
 def _get_layer(model, name: str):

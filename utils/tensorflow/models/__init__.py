@@ -14,10 +14,10 @@ from __future__ import annotations
 import keras
 import numpy as np
 
-from utils.tensorflow.capture import to_input  # one definition, shared with feature_maps
 from utils.port import port_to_keras
 from utils.pytorch.models import MODEL_NAMES, WeightsNotAvailableError, check_model_name
 from utils.pytorch.models.weights import pretrained_state_dict
+from utils.tensorflow.capture import to_input  # one definition, shared with feature_maps
 from utils.tensorflow.models.efficientnet_lite import efficientnet_lite0_twin
 from utils.tensorflow.models.mnist import mnist_cnn_twin
 from utils.tensorflow.models.resnet import resnet18_twin
