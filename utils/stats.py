@@ -415,3 +415,42 @@ def top_images_for_filter(maps, channel: int, *, layout: str | None = None, k: i
             raise IndexError(f"channel {channel} out of range: {values.shape[1]} channels")
         top.update(values[:, channel])
     return top.result()
+
+
+def iter_batches(images, batch_size: int, convert):
+    """Yield ``convert(batch)`` for consecutive batches of ``images``, converting one batch at a
+    time (so a large NumPy array never becomes one huge tensor).
+
+    ``images``: an array-like batch with 4 axes (NumPy, torch or TensorFlow; one image with 3 axes
+    gets a batch axis), or any iterable of batches such as a ``DataLoader`` or a ``tf.data``
+    dataset, where ``(x, y)`` pairs use ``x``.
+    """
+    if int(batch_size) < 1:
+        raise ValueError(f"batch_size must be at least 1, got {batch_size!r}")
+    if hasattr(images, "ndim") and hasattr(images, "shape"):
+        if images.ndim not in (3, 4):
+            raise ValueError(
+                f"expected a batch of images with 4 axes (or one image with 3), got shape "
+                f"{tuple(images.shape)}"
+            )
+        if images.ndim == 3:
+            images = images[None]
+        for start in range(0, int(images.shape[0]), int(batch_size)):
+            yield convert(images[start:start + int(batch_size)])
+        return
+    for batch in images:
+        if isinstance(batch, (tuple, list)):
+            batch = batch[0]
+        yield convert(batch)
+
+
+def count_batches(images, batch_size: int) -> int | None:
+    """How many batches :func:`iter_batches` yields, for a progress bar (``None``: unknown)."""
+    if hasattr(images, "ndim") and hasattr(images, "shape"):
+        n = 1 if images.ndim == 3 else int(images.shape[0])
+        return -(-n // int(batch_size))
+    try:
+        n = len(images)
+    except TypeError:
+        return None
+    return None if n < 0 else n

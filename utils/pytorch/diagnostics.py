@@ -23,15 +23,14 @@ The Keras version gets the same for free, because its sub-model ends at the laye
 
 from __future__ import annotations
 
-import numpy as np
 import torch
 from torch import nn
 
 from utils.layers import UnknownLayerError
 from utils.pytorch.capture import to_input
-from utils.stats import ChannelStats, DeadFilterScan, dead_filters
+from utils.stats import ChannelStats, DeadFilterScan, count_batches, dead_filters, iter_batches
 
-__all__ = ["iter_batches", "scan_dead_filters"]
+__all__ = ["scan_dead_filters"]
 
 
 class _LayerDone(Exception):
@@ -43,39 +42,6 @@ def _module(model: nn.Module, layer: str) -> nn.Module:
     if not isinstance(layer, str) or not layer or layer not in modules:
         raise UnknownLayerError(layer, [n for n in modules if n], type(model).__name__)
     return modules[layer]
-
-
-def iter_batches(images, batch_size: int):
-    """Yield input tensors ``[B, C, H, W]`` from a NumPy batch ``[N, H, W, C]``, a tensor
-    ``[N, C, H, W]`` or an iterable of batches (a ``DataLoader``: ``(x, y)`` pairs use ``x``).
-    Only one batch is converted at a time."""
-    if int(batch_size) < 1:
-        raise ValueError(f"batch_size must be at least 1, got {batch_size!r}")
-    if isinstance(images, (np.ndarray, torch.Tensor)):
-        if images.ndim not in (3, 4):
-            raise ValueError(
-                f"expected images [N, H, W, C] (NumPy) or [N, C, H, W] (tensor), got shape "
-                f"{tuple(images.shape)}"
-            )
-        if images.ndim == 3:
-            images = images[None]
-        for start in range(0, len(images), int(batch_size)):
-            yield to_input(images[start:start + int(batch_size)])
-        return
-    for batch in images:
-        if isinstance(batch, (tuple, list)):
-            batch = batch[0]
-        yield to_input(batch)
-
-
-def _num_batches(images, batch_size: int):
-    if isinstance(images, (np.ndarray, torch.Tensor)):
-        n = 1 if images.ndim == 3 else len(images)
-        return -(-n // int(batch_size))
-    try:
-        return len(images)
-    except TypeError:
-        return None
 
 
 def scan_dead_filters(model: nn.Module, layer: str, images, *, batch_size: int = 256,
@@ -133,8 +99,8 @@ def scan_dead_filters(model: nn.Module, layer: str, images, *, batch_size: int =
     handle = module.register_forward_hook(hook)
     try:
         with torch.no_grad():
-            batches = iter_batches(images, batch_size)
-            for x in tqdm(batches, total=_num_batches(images, batch_size), disable=not progress,
+            batches = iter_batches(images, batch_size, to_input)
+            for x in tqdm(batches, total=count_batches(images, batch_size), disable=not progress,
                           desc=f"scan {layer}", unit="batch", leave=False):
                 try:
                     model(x.to(device))

@@ -22,46 +22,13 @@ from __future__ import annotations
 
 import weakref
 
-import numpy as np
-
 from utils.layers import UnknownLayerError
-from utils.stats import ChannelStats, DeadFilterScan, dead_filters
+from utils.stats import ChannelStats, DeadFilterScan, count_batches, dead_filters, iter_batches
 from utils.tensorflow.capture import _cached_activation_model, keras, tf, to_input
 
-__all__ = ["iter_batches", "scan_dead_filters"]
+__all__ = ["scan_dead_filters"]
 
 _REDUCERS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
-
-
-def iter_batches(images, batch_size: int):
-    """Yield ``tf.Tensor`` batches ``[B, H, W, C]`` from a NumPy batch ``[N, H, W, C]``, a tensor
-    or an iterable of batches (a ``tf.data.Dataset``: ``(x, y)`` pairs use ``x``). Only one batch
-    is converted at a time."""
-    if int(batch_size) < 1:
-        raise ValueError(f"batch_size must be at least 1, got {batch_size!r}")
-    if isinstance(images, (np.ndarray, tf.Tensor)):
-        if images.ndim not in (3, 4):
-            raise ValueError(f"expected images [N, H, W, C], got shape {tuple(images.shape)}")
-        if images.ndim == 3:
-            images = images[None]
-        for start in range(0, int(images.shape[0]), int(batch_size)):
-            yield to_input(images[start:start + int(batch_size)])
-        return
-    for batch in images:
-        if isinstance(batch, (tuple, list)):
-            batch = batch[0]
-        yield to_input(batch)
-
-
-def _num_batches(images, batch_size: int):
-    if isinstance(images, (np.ndarray, tf.Tensor)):
-        n = 1 if images.ndim == 3 else int(images.shape[0])
-        return -(-n // int(batch_size))
-    try:
-        n = len(images)
-        return None if n < 0 else n
-    except TypeError:
-        return None
 
 
 def _reducer(model, layer: str, input_shape: tuple):
@@ -116,8 +83,8 @@ def scan_dead_filters(model, layer: str, images, *, batch_size: int = 256,
         raise UnknownLayerError(layer, layer_names(model), f"Keras model {model.name!r}")
     stats = ChannelStats(fire_threshold=fire_threshold, top_k=top_k)
     summarise = None
-    batches = iter_batches(images, batch_size)
-    for x in tqdm(batches, total=_num_batches(images, batch_size), disable=not progress,
+    batches = iter_batches(images, batch_size, to_input)
+    for x in tqdm(batches, total=count_batches(images, batch_size), disable=not progress,
                   desc=f"scan {layer}", unit="batch", leave=False):
         if summarise is None:
             summarise = _reducer(model, layer, tuple(int(d) for d in x.shape[1:]))
