@@ -50,13 +50,22 @@ def torch_rows(name: str, batch: int, repeats: int) -> list[dict]:
         with pt.ActivationCapture(model, convs), torch.no_grad():
             model(x)
 
+    def hooks_no_clone():
+        with pt.ActivationCapture(model, convs, clone=False), torch.no_grad():
+            model(x)
+
     def torchvision_fx():
         with torch.no_grad():
             fx(x)
 
-    variants = {"plain": plain, "hooks": hooks} | ({"fx": torchvision_fx} if fx else {})
+    variants = {"plain": plain, "hooks": hooks, "hooks_no_clone": hooks_no_clone}
+    variants |= {"fx": torchvision_fx} if fx else {}
     t = median_times(variants, repeats=repeats)
-    rows = [_row("pytorch", name, batch, len(convs), "ActivationCapture (hooks)", "model(x), no_grad", t["hooks"], t["plain"])]
+    rows = [
+        _row("pytorch", name, batch, len(convs), "ActivationCapture (hooks)", "model(x), no_grad", t["hooks"], t["plain"]),
+        _row("pytorch", name, batch, len(convs), "ActivationCapture(clone=False)", "model(x), no_grad",
+             t["hooks_no_clone"], t["plain"]),
+    ]
     fx_row = _row("pytorch", name, batch, len(convs), "torchvision create_feature_extractor", "model(x), no_grad",
                   t.get("fx"), t["plain"])
     if not fx:
@@ -82,6 +91,7 @@ def keras_rows(name: str, batch: int, repeats: int) -> list[dict]:
             "capture_predict": lambda: capture.predict(x, batch_size=batch, verbose=0),
             "call": lambda: model(xt, training=False),
             "capture_call": lambda: capture(xt, training=False),
+            "feature_maps": lambda: tfu.feature_maps(model, convs, x),
         },
         repeats=repeats,
     )
@@ -89,6 +99,7 @@ def keras_rows(name: str, batch: int, repeats: int) -> list[dict]:
         _row("keras", name, batch, len(convs), "activation_model + predict", "predict", t["capture_predict"], t["predict"]),
         _row("keras", name, batch, len(convs), "activation_model, eager call", "model(x, training=False)", t["capture_call"], t["call"]),
         _row("keras", name, batch, len(convs), "activation_model + predict", "model(x, training=False)", t["capture_predict"], t["call"]),
+        _row("keras", name, batch, len(convs), "feature_maps (compiled sub-model)", "predict", t["feature_maps"], t["predict"]),
     ]
 
 
