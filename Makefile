@@ -16,11 +16,12 @@ export TF_CPP_MIN_LOG_LEVEL := 3
 export PYTHONWARNINGS := ignore::DeprecationWarning
 export MPLBACKEND := Agg
 
-.PHONY: help env book test test-fast lint exercises check-exercises bench browser sandbox clean
+.PHONY: help env lab book test test-fast lint exercises check-exercises bench browser sandbox clean
 
 help:
 	@echo "make book    build the website into _build/html (executes every lesson)"
 	@echo "make test    run all tests (unit, notebooks, grader, website)"
+	@echo "make lab     open JupyterLab on the lessons and exercises"
 	@echo "make exercises   regenerate exercises/ from solutions/"
 	@echo "make bench   run the benchmarks in benchmarks/"
 	@echo "virtual environment: $(VENV)"
@@ -59,6 +60,10 @@ book: env
 # compares only cells marked `# NBVAL_CHECK_OUTPUT` (the lessons' agreement checks) and requires
 # every other cell to run without error. exercises/ is not run (its stubs fail by design), nor are
 # the grader's deliberately broken submissions in tests/fixtures/.
+# JupyterLab on the lessons and exercises, in the course's environment.
+lab: env
+	$(VENV)/bin/jupyter lab --notebook-dir=$(CURDIR)
+
 test: env browser sandbox
 	$(PY) -m pytest tests book solutions --ignore=tests/fixtures \
 	  --nbval-lax --nbval-current-env --nbval-cell-timeout=300
