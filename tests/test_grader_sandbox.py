@@ -158,3 +158,16 @@ def test_crashes_restart_the_kernel_until_the_budget_is_spent(tmp_path):
     run = run_steps_sync(steps, detect_isolation("auto"), tmp_path, limits)
     assert [s.status for s in run.steps] == ["ok", "crashed", "crashed", "not_run"]
     assert run.restarts == 1 and run.restarts_exhausted
+
+
+def test_bubblewrap_binds_survive_a_checkout_under_tmp(tmp_path, monkeypatch):
+    # CI may clone the course under /tmp: the kernel's fresh /tmp must not cover the read-only
+    # binds of the course's own files (utils would not import, and bubblewrap would be unusable).
+    from utils.grade import sandbox as sb
+
+    monkeypatch.setattr(sb, "PACKAGE_DIR", Path(tempfile.gettempdir()) / "clone" / "utils")
+    box = sb.Sandbox(sb.Isolation("bubblewrap", False, (True,) * 6), tmp_path, memory_mb=1024)
+    cmd = box._bwrap_prefix()
+    tmp_mount = cmd.index("/tmp", cmd.index("--tmpfs"))
+    package_bind = cmd.index(str(sb.PACKAGE_DIR))
+    assert cmd[package_bind - 1] == "--ro-bind" and tmp_mount < package_bind

@@ -215,6 +215,10 @@ def test_there_are_lessons():
 
 def test_home_page_lists_every_lesson(visit, base_url):
     page = visit.open(f"{base_url}/index.html")
+    # index.html is a meta-refresh redirect to the real home page: wait until the browser got
+    # there, or the navigation is read from the redirect page (a race that a fast machine loses).
+    page.wait_for_url("**/intro.html")
+    page.wait_for_selector("nav.bd-links a")
     hrefs = page.eval_on_selector_all("nav.bd-links a", "as => as.map(a => a.href)")
     for nb in LESSONS:
         assert any(h.split("#")[0].endswith(_page_url("", nb)) for h in hrefs), \

@@ -204,6 +204,12 @@ class Sandbox:
         for name in _ETC:
             cmd += ["--ro-bind-try", f"/etc/{name}", f"/etc/{name}"]
         cmd += ["--ro-bind-try", "/sys/devices/system/cpu", "/sys/devices/system/cpu"]
+        # The fresh /tmp comes before the read-only binds: mounted after them it would cover any of
+        # them that live under /tmp (a checkout cloned there, as CI may do, hides utils itself).
+        size = str(SCRATCH_MB << 20)
+        cmd += ["--proc", "/proc", "--dev", "/dev",
+                "--perms", "1777", "--size", size, "--tmpfs", "/dev/shm",
+                "--perms", "1777", "--size", size, "--tmpfs", "/tmp"]
         made: set[Path] = set()
         for path in self._read_only_paths():
             for parent in _ancestors(path):
@@ -211,10 +217,6 @@ class Sandbox:
                     made.add(parent)
                     cmd += ["--perms", "0755", "--dir", str(parent)]
             cmd += ["--ro-bind", str(path), str(path)]
-        size = str(SCRATCH_MB << 20)
-        cmd += ["--proc", "/proc", "--dev", "/dev",
-                "--perms", "1777", "--size", size, "--tmpfs", "/dev/shm",
-                "--perms", "1777", "--size", size, "--tmpfs", "/tmp"]
         for parent in [*_ancestors(self.base), self.base]:
             cmd += ["--perms", "0755", "--dir", str(parent)]
         cmd += ["--bind", str(self.runtime), str(self.runtime),
