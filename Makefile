@@ -36,9 +36,10 @@ $(STAMP):
 	touch $(STAMP)
 
 # The editable install of `utils` must point at *this* checkout (a fresh clone elsewhere reuses the
-# environment), so re-link it when it points somewhere else. find_spec does not import the package.
+# environment), so re-link it when it points somewhere else. find_spec does not import the package;
+# -P keeps the current folder off sys.path, so the answer is the installed link, as kernels see it.
 env: $(STAMP)
-	@here=$$($(PY) -c "import importlib.util as u, os; s=u.find_spec('utils'); print(os.path.dirname(os.path.dirname(s.origin)) if s else '')"); \
+	@here=$$($(PY) -P -c "import importlib.util as u, os; s=u.find_spec('utils'); print(os.path.dirname(os.path.dirname(s.origin)) if s else '')"); \
 	if [ "$$here" != "$(CURDIR)" ]; then \
 	  echo "Linking utils to $(CURDIR)"; \
 	  $(PY) -m pip install --quiet --no-deps --no-build-isolation -e . ; fi
