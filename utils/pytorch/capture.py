@@ -57,6 +57,15 @@ def layer_names(model: nn.Module, kind: str | None = None) -> list[str]:
     return names
 
 
+def get_module(model: nn.Module, name: str) -> nn.Module:
+    """The submodule of ``model`` called ``name`` (a ``named_modules()`` name such as
+    ``"layer1.0.conv1"``), or :class:`UnknownLayerError` listing the valid names."""
+    modules = dict(model.named_modules())
+    if not isinstance(name, str) or not name or name not in modules:
+        raise UnknownLayerError(name, [n for n in modules if n], type(model).__name__)
+    return modules[name]
+
+
 class ActivationCapture:
     """Record the outputs of named modules during forward passes.
 
@@ -93,12 +102,7 @@ class ActivationCapture:
     ):
         self.model = model
         self.layers = as_name_list(layers)
-        modules = dict(model.named_modules())
-        valid = [n for n in modules if n]
-        for name in self.layers:
-            if name not in modules or not name:
-                raise UnknownLayerError(name, valid, type(model).__name__)
-        self._modules = {name: modules[name] for name in self.layers}
+        self._modules = {name: get_module(model, name) for name in self.layers}
         self.keep_grad = keep_grad
         self.to_cpu = to_cpu
         self.clone = clone

@@ -26,8 +26,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from utils.layers import UnknownLayerError
-from utils.pytorch.capture import to_input
+from utils.pytorch.capture import get_module, to_input
 from utils.stats import ChannelStats, DeadFilterScan, count_batches, dead_filters, iter_batches
 
 __all__ = ["scan_dead_filters"]
@@ -35,13 +34,6 @@ __all__ = ["scan_dead_filters"]
 
 class _LayerDone(Exception):
     """Raised by the scan's hook to skip the rest of the forward pass."""
-
-
-def _module(model: nn.Module, layer: str) -> nn.Module:
-    modules = dict(model.named_modules())
-    if not isinstance(layer, str) or not layer or layer not in modules:
-        raise UnknownLayerError(layer, [n for n in modules if n], type(model).__name__)
-    return modules[layer]
 
 
 def scan_dead_filters(model: nn.Module, layer: str, images, *, batch_size: int = 256,
@@ -73,7 +65,7 @@ def scan_dead_filters(model: nn.Module, layer: str, images, *, batch_size: int =
     # the plain text bar: works in a terminal and a notebook, needs no widgets
     from tqdm import tqdm
 
-    module = _module(model, layer)
+    module = get_module(model, layer)
     stats = ChannelStats(fire_threshold=fire_threshold, top_k=top_k)
 
     def hook(_module, _inputs, output):

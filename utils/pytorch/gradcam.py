@@ -24,17 +24,9 @@ import torch
 from torch import nn
 
 from utils.gradcam import GradCAMResult, check_class_index
-from utils.layers import UnknownLayerError
-from utils.pytorch.capture import to_input
+from utils.pytorch.capture import get_module, to_input
 
 __all__ = ["GradCAMResult", "gradcam"]
-
-
-def _module(model: nn.Module, layer: str) -> nn.Module:
-    modules = dict(model.named_modules())
-    if not isinstance(layer, str) or not layer or layer not in modules:
-        raise UnknownLayerError(layer, [n for n in modules if n], type(model).__name__)
-    return modules[layer]
 
 
 def gradcam(model: nn.Module, layer: str, images, class_index=None) -> GradCAMResult:
@@ -56,7 +48,7 @@ def gradcam(model: nn.Module, layer: str, images, class_index=None) -> GradCAMRe
         raw maps, ``ReLU(sum_k w_k A_k)`` with ``w_k`` the spatial mean of the gradient of the class
         logit with respect to channel ``k`` of the layer's output ``A``.
     """
-    module = _module(model, layer)
+    module = get_module(model, layer)
     device = next(model.parameters(), torch.empty(0)).device
     x = to_input(images).to(device)
     outputs: list[torch.Tensor] = []

@@ -32,7 +32,7 @@ from utils.maximize import (
     show_progress,
     starting_image,
 )
-from utils.pytorch.gradcam import _module
+from utils.pytorch.capture import get_module
 
 __all__ = ["MaximizationResult", "channel_activation", "maximize_activation"]
 
@@ -114,7 +114,7 @@ def maximize_activation(
         :class:`utils.maximize.MaximizationResult` ``(image uint8 [size, size, C], history)``.
     """
     check_settings(channel, steps, lr, size, jitter, smoothness)
-    module = _module(model, layer)
+    module = get_module(model, layer)
     scaling = pixel_scaling(preprocessing)
     device = next(model.parameters(), torch.empty(0)).device
     image = _image_tensor(starting_image(size, seed, start, preprocessing), device).requires_grad_(True)
@@ -151,7 +151,7 @@ def channel_activation(model: nn.Module, layer: str, channel: int, image,
     ``image``: RGB ``uint8 [H, W, 3]`` (scaled with ``preprocessing``, not resized) or a float
     input ``[H, W, C]`` already scaled. Use it to compare a maximisation result with a photo.
     """
-    module = _module(model, layer)
+    module = get_module(model, layer)
     array = np.asarray(image)
     x = pixel_scaling(preprocessing).to_input(array) if array.dtype == np.uint8 else array.astype(np.float32)
     device = next(model.parameters(), torch.empty(0)).device
