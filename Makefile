@@ -56,7 +56,7 @@ sandbox:
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq bubblewrap >/dev/null; }
 
 book: env
-	$(PY) -m utils.build_book
+	$(PY) -m coursekit.build_book
 	@echo "Website: $(CURDIR)/_build/html/index.html"
 
 # Unit, grader and website tests, plus nbval over every lesson and solution notebook: lax mode
@@ -75,13 +75,13 @@ test-fast: env
 	$(PY) -m pytest tests -m "not slow and not browser"
 
 lint: env
-	$(VENV)/bin/ruff check utils tests benchmarks
+	$(VENV)/bin/ruff check utils coursekit tests benchmarks
 
 exercises: env
-	$(PY) -m utils.exercises build
+	$(PY) -m coursekit.exercises build
 
 check-exercises: env
-	$(PY) -m utils.exercises check --execute
+	$(PY) -m coursekit.exercises check --execute
 
 bench: env
 	$(PY) benchmarks/capture_overhead.py

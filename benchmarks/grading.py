@@ -37,9 +37,9 @@ from nbclient import NotebookClient
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from utils.grade.batch import Options, grade
-from utils.grade.runner import Limits
-from utils.grade.sandbox import detect_isolation
+from coursekit.grade.batch import Options, grade
+from coursekit.grade.runner import Limits
+from coursekit.grade.sandbox import detect_isolation
 
 SOURCE = ROOT / "solutions" / "00_warmup.ipynb"
 FIXTURES = ROOT / "tests" / "fixtures" / "grading" / "submissions"
@@ -91,13 +91,13 @@ def grade_class(folder: Path, students: int, jobs: int, *, cached_reference: boo
 
 
 def cli_seconds(folder: Path) -> float:
-    """Wall time of `python -m utils.grade` for one student, start-up included."""
+    """Wall time of `python -m coursekit.grade` for one student, start-up included."""
     subs = folder / "cli-subs"
     if not subs.exists():
         shutil.copytree(FIXTURES / "correct", subs / "student")
     shutil.rmtree(folder / "cli.state", ignore_errors=True)
     start = time.perf_counter()
-    subprocess.run([sys.executable, "-m", "utils.grade", str(subs), "--out",
+    subprocess.run([sys.executable, "-m", "coursekit.grade", str(subs), "--out",
                     str(folder / "cli.csv"), "--source", str(SOURCES), "--quiet"], check=True,
                    cwd=ROOT,
                    capture_output=True)
@@ -144,7 +144,7 @@ def main() -> None:
         ("grade 10 submissions, --jobs 1", ten_jobs1, ""),
         ("grade 10 submissions, --jobs 2", ten_jobs2,
          f"{ten_jobs1 / ten_jobs2:.2f}x faster than --jobs 1 (target >= 1.5x)"),
-        ("python -m utils.grade, 1 student, cold (CLI start-up included)", cli_one, ""),
+        ("python -m coursekit.grade, 1 student, cold (CLI start-up included)", cli_one, ""),
         ("python -c 'import utils' (start-up part of the line above)", startup, ""),
     ]
     width = max(len(r[0]) for r in rows)

@@ -28,7 +28,7 @@ from _timing import print_table, write_results
 from nbclient import NotebookClient
 from nbclient.exceptions import CellExecutionError, CellTimeoutError
 
-from utils.notebooks import kernel_env
+from coursekit.notebooks import kernel_env
 
 DEFAULT_BUDGET_S = 60.0
 LONG_BUDGET_S = 90.0

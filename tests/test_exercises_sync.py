@@ -7,14 +7,14 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from utils import exercises
-from utils.grade.source import load_sources
+from coursekit import exercises
+from coursekit.grade.source import load_sources
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_exercises_are_up_to_date_with_their_sources():
-    assert exercises.stale() == [], "run `make exercises` (python -m utils.exercises build)"
+    assert exercises.stale() == [], "run `make exercises` (python -m coursekit.exercises build)"
 
 
 def test_exercises_hold_no_solutions_or_hidden_tests():

@@ -12,10 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from utils.grade.batch import Options, grade
-from utils.grade.results import COLUMNS, read_csv
-from utils.grade.runner import Limits
-from utils.grade.source import load_source
+from coursekit.grade.batch import Options, grade
+from coursekit.grade.results import COLUMNS, read_csv
+from coursekit.grade.runner import Limits
+from coursekit.grade.source import load_source
 
 ROOT = Path(__file__).resolve().parents[1]
 FIXTURES = ROOT / "tests" / "fixtures" / "grading" / "submissions"

@@ -11,8 +11,8 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from utils.grade import cli
-from utils.grade.results import StateStore, read_csv
+from coursekit.grade import cli
+from coursekit.grade.results import StateStore, read_csv
 
 ROOT = Path(__file__).resolve().parents[1]
 FIXTURES = ROOT / "tests" / "fixtures" / "grading" / "submissions"
@@ -168,7 +168,7 @@ def test_a_broken_reference_solution_exits_3_and_keeps_nothing(classroom, capsys
 
 def test_python_m_utils_grade_end_to_end(classroom):
     env = dict(os.environ, PYTHONWARNINGS="ignore")
-    done = subprocess.run([sys.executable, "-m", "utils.grade", str(classroom / "subs"), "--out",
+    done = subprocess.run([sys.executable, "-m", "coursekit.grade", str(classroom / "subs"), "--out",
                            str(classroom / "g.csv"), "--jobs", "2", "--source",
                            str(classroom / "src"), *FAST],
                           capture_output=True, text=True, cwd=ROOT, env=env, timeout=600,

@@ -13,10 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from utils.grade.plan import Step
-from utils.grade.runner import Limits, run_steps_sync
-from utils.grade.sandbox import PACKAGE_DIR, detect_isolation
-from utils.grade.values import decode
+from coursekit.grade.plan import Step
+from coursekit.grade.runner import Limits, run_steps_sync
+from coursekit.grade.sandbox import PACKAGE_DIR, detect_isolation
+from coursekit.grade.values import decode
 
 LIMITS = Limits(cell_timeout=20, notebook_timeout=60, memory_mb=1024)
 
@@ -163,7 +163,7 @@ def test_crashes_restart_the_kernel_until_the_budget_is_spent(tmp_path):
 def test_bubblewrap_binds_survive_a_checkout_under_tmp(tmp_path, monkeypatch):
     # CI may clone the course under /tmp: the kernel's fresh /tmp must not cover the read-only
     # binds of the course's own files (utils would not import, and bubblewrap would be unusable).
-    from utils.grade import sandbox as sb
+    from coursekit.grade import sandbox as sb
 
     monkeypatch.setattr(sb, "PACKAGE_DIR", Path(tempfile.gettempdir()) / "clone" / "utils")
     box = sb.Sandbox(sb.Isolation("bubblewrap", False, (True,) * 6), tmp_path, memory_mb=1024)

@@ -12,11 +12,17 @@ import nbformat
 import numpy as np
 import pytest
 
-from utils.grade import plan as plan_mod
-from utils.grade.batch import shard_of
-from utils.grade.results import CsvError, Row, combine, read_csv, write_csv
-from utils.grade.source import CODE_STUB, PROBE_FALLBACK, SourceError, exercise_text, parse_notebook
-from utils.grade.values import KERNEL_PROBE_CODE, ProbeFormatError, compare, decode
+from coursekit.grade import plan as plan_mod
+from coursekit.grade.batch import shard_of
+from coursekit.grade.results import CsvError, Row, combine, read_csv, write_csv
+from coursekit.grade.source import (
+    CODE_STUB,
+    PROBE_FALLBACK,
+    SourceError,
+    exercise_text,
+    parse_notebook,
+)
+from coursekit.grade.values import KERNEL_PROBE_CODE, ProbeFormatError, compare, decode
 
 
 # -- probe values ---------------------------------------------------------------------------------
@@ -251,7 +257,7 @@ def test_shards_partition_the_class_deterministically():
 
 
 def test_atomic_writes_leave_no_temporary_files_and_normal_permissions(tmp_path):
-    from utils.grade.results import atomic_write
+    from coursekit.grade.results import atomic_write
 
     atomic_write(tmp_path / "sub" / "f.txt", "one")
     atomic_write(tmp_path / "sub" / "f.txt", "two")

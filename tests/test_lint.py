@@ -12,6 +12,6 @@ def test_ruff_is_clean():
     ruff = shutil.which("ruff", path=str(Path(sys.executable).parent)) or shutil.which("ruff")
     assert ruff, "ruff is installed from requirements.txt"
     result = subprocess.run(
-        [ruff, "check", "utils", "tests", "benchmarks"], cwd=ROOT, capture_output=True, text=True
+        [ruff, "check", "utils", "coursekit", "tests", "benchmarks"], cwd=ROOT, capture_output=True, text=True
     )
     assert result.returncode == 0, result.stdout[-4000:]

@@ -6,7 +6,7 @@ Every notebook in ``book/``:
 * pairs its framework cells: each run of ``pytorch``-tagged code cells is immediately followed by
   ``tensorflow``-tagged twins (the website turns each run into one tab group);
 * ends its code with a ``# NBVAL_CHECK_OUTPUT`` cell whose committed output is stable text;
-* is committed stripped (``python -m utils.notebooks strip``);
+* is committed stripped (``python -m coursekit.notebooks strip``);
 * is reached by ``_toc.yml`` (as is every notebook in ``exercises/``).
 """
 
@@ -20,7 +20,7 @@ import pytest
 import yaml
 from sphinx.util.matching import patmatch
 
-from utils.notebooks import CHECK_MARKER, is_stripped
+from coursekit.notebooks import CHECK_MARKER, is_stripped
 
 ROOT = Path(__file__).resolve().parents[1]
 LESSONS = sorted((ROOT / "book").glob("*.ipynb"))
@@ -139,7 +139,7 @@ def test_ends_with_a_stable_check_cell(path):
     assert not last.metadata.get("tags"), "the check cell is shared (no framework tag)"
     outputs = last.get("outputs", [])
     assert outputs, ("the check cell has no committed output: run "
-                     f"`python -m utils.notebooks execute {path.relative_to(ROOT)}`")
+                     f"`python -m coursekit.notebooks execute {path.relative_to(ROOT)}`")
     assert last.execution_count is not None, "nbval ignores a check cell with no execution count"
     text = "".join(o.get("text", "") or o.get("data", {}).get("text/plain", "") for o in outputs)
     assert text.strip(), "the check cell should print its result as text"
@@ -150,7 +150,7 @@ def test_ends_with_a_stable_check_cell(path):
 
 @lessons
 def test_committed_stripped(path):
-    assert is_stripped(path), f"run `python -m utils.notebooks strip {path.relative_to(ROOT)}`"
+    assert is_stripped(path), f"run `python -m coursekit.notebooks strip {path.relative_to(ROOT)}`"
 
 
 @pytest.mark.parametrize("path", LESSONS + EXERCISES, ids=[p.stem for p in LESSONS + EXERCISES])

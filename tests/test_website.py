@@ -4,7 +4,7 @@ For every lesson page in ``book/``: it loads without console errors or failed/ex
 shows no error output, renders its figures, its PyTorch | TensorFlow tabs switch code and outputs
 of every step at once (mouse and keyboard), and the chosen framework persists to the next page.
 
-The site is built first (``python -m utils.build_book``) when ``_build/html`` is missing or older
+The site is built first (``python -m coursekit.build_book``) when ``_build/html`` is missing or older
 than its sources. Nothing is downloaded: the browser is Debian's ``chromium`` (``make browser``).
 Without it the tests are skipped, except under CI (``CI=true``), where they fail.
 Set ``WEBSITE_SCREENSHOTS=DIR`` to save a full-page screenshot of every lesson.
@@ -29,7 +29,7 @@ pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 ROOT = Path(__file__).resolve().parents[1]
 HTML = ROOT / "_build" / "html"
-STAMP = ROOT / "_build" / ".inputs-hash"  # written by utils.build_book after a successful build
+STAMP = ROOT / "_build" / ".inputs-hash"  # written by coursekit.build_book after a successful build
 CHROMIUM = Path(os.environ.get("CHROMIUM", "/usr/bin/chromium"))
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync", "--no-first-run"]
@@ -75,7 +75,7 @@ def expected_groups(notebook: Path) -> int:
 # --------------------------------------------------------------------------------------------
 
 def _site_is_stale() -> bool:
-    from utils.build_book import inputs_hash
+    from coursekit.build_book import inputs_hash
 
     if not (HTML / "index.html").is_file() or not STAMP.is_file():
         return True
@@ -90,7 +90,7 @@ def _site_is_stale() -> bool:
 @pytest.fixture(scope="module")
 def site() -> Path:
     if _site_is_stale():
-        proc = subprocess.run([sys.executable, "-m", "utils.build_book"], cwd=ROOT, check=False,
+        proc = subprocess.run([sys.executable, "-m", "coursekit.build_book"], cwd=ROOT, check=False,
                               capture_output=True, text=True)
         if proc.returncode:
             pytest.fail("the book build failed:\n" + (proc.stdout + proc.stderr)[-8000:])

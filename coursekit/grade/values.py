@@ -1,6 +1,6 @@
 """Grader side of probes: decode probed values and compare them with the reference's.
 
-The kernel side is :mod:`utils.grade._kernel_probe`. Decoding never unpickles (``np.load`` with
+The kernel side is :mod:`coursekit.grade._kernel_probe`. Decoding never unpickles (``np.load`` with
 ``allow_pickle=False``) and bounds sizes, so a hostile payload can only fail its own probe.
 Comparison messages describe *what* differs (type, shape, length, keys, size of an error) and
 never print the expected value, so feedback cannot leak answers.

@@ -2,9 +2,9 @@
 
 Command line::
 
-    python -m utils.notebooks strip FILE...     # strip outputs in place (see strip_notebook)
-    python -m utils.notebooks check FILE...     # exit 1 if any FILE is not stripped
-    python -m utils.notebooks execute FILE...   # execute in place with nbclient, then strip
+    python -m coursekit.notebooks strip FILE...     # strip outputs in place (see strip_notebook)
+    python -m coursekit.notebooks check FILE...     # exit 1 if any FILE is not stripped
+    python -m coursekit.notebooks execute FILE...   # execute in place with nbclient, then strip
 
 Committed notebooks keep outputs only for cells whose source starts with ``# NBVAL_CHECK_OUTPUT``:
 nbval (``--nbval-lax``) compares exactly those cells, so their reference output must be committed.
@@ -129,7 +129,7 @@ def strip_file(path: str | os.PathLike) -> bool:
 
 
 _KERNEL_CONFIG = """\
-# Written by utils.notebooks for kernels that execute the course notebooks.
+# Written by coursekit.notebooks for kernels that execute the course notebooks.
 # C-level output (TensorFlow's absl log lines at import: "oneDNN custom operations are on",
 # "Could not find cuda drivers", which ignore TF_CPP_MIN_LOG_LEVEL) goes to the terminal of the
 # process that started the kernel instead of into the notebook. Python's own stderr (warnings,
@@ -197,7 +197,7 @@ def execute_file(path: str | os.PathLike, *, timeout: int = 600, strip: bool = T
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m utils.notebooks", description=__doc__,
+    parser = argparse.ArgumentParser(prog="python -m coursekit.notebooks", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
     p_strip = sub.add_parser("strip", help="strip outputs in place (keeps NBVAL_CHECK_OUTPUT)")
@@ -220,7 +220,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{path}: {'stripped' if strip_file(path) else 'already stripped'}")
         elif args.command == "check":
             if not is_stripped(path):
-                print(f"{path}: not stripped; run `python -m utils.notebooks strip {path}`")
+                print(f"{path}: not stripped; run `python -m coursekit.notebooks strip {path}`")
                 status = 1
         else:
             from nbclient.exceptions import CellExecutionError

@@ -1,4 +1,4 @@
-"""Execute a list of :class:`~utils.grade.plan.Step` in a sandboxed kernel, robustly.
+"""Execute a list of :class:`~coursekit.grade.plan.Step` in a sandboxed kernel, robustly.
 
 Each step runs as one cell through ``nbclient`` with a per-cell time limit and inside a
 per-notebook deadline. What the grader keeps per step is its outcome (ok, error with name and
@@ -28,9 +28,9 @@ import zmq
 from nbclient import NotebookClient
 from nbclient.exceptions import CellTimeoutError, DeadKernelError
 
-from utils.grade.plan import Step
-from utils.grade.sandbox import Isolation, Sandbox
-from utils.grade.values import KERNEL_PROBE_CODE, MIME
+from coursekit.grade.plan import Step
+from coursekit.grade.sandbox import Isolation, Sandbox
+from coursekit.grade.values import KERNEL_PROBE_CODE, MIME
 
 MAX_MESSAGE_BYTES = 64 << 20  # one kernel message (a print, a probe) larger than this is refused
 MAX_PROBE_BYTES = 256 << 20  # all probe payloads of one notebook together

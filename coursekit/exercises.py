@@ -2,10 +2,10 @@
 
 Command line::
 
-    python -m utils.exercises build             # (re)write exercises/*.ipynb
-    python -m utils.exercises check             # exit 1 if exercises/ is stale or a source
+    python -m coursekit.exercises build             # (re)write exercises/*.ipynb
+    python -m coursekit.exercises check             # exit 1 if exercises/ is stale or a source
                                                 #   breaks an authoring rule
-    python -m utils.exercises check --execute   # also run the model answers (every test must
+    python -m coursekit.exercises check --execute   # also run the model answers (every test must
                                                 #   pass) and grade the untouched exercises (no
                                                 #   question may pass), with the real grader
 
@@ -21,7 +21,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from utils.grade.source import SourceError, exercise_text, load_sources
+from coursekit.grade.source import SourceError, exercise_text, load_sources
 
 ROOT = Path(__file__).resolve().parent.parent
 SOLUTIONS = ROOT / "solutions"
@@ -34,7 +34,7 @@ def build(source_dir: Path = SOLUTIONS, exercise_dir: Path = EXERCISES) -> list[
     Returns the files that changed. Raises :class:`SourceError` for a bad source (nothing is
     written then).
     """
-    from utils.grade.results import atomic_write
+    from coursekit.grade.results import atomic_write
 
     texts = {source.name: exercise_text(source) for source in load_sources(source_dir)}
     exercise_dir.mkdir(parents=True, exist_ok=True)
@@ -79,8 +79,8 @@ def execution_problems(source_dir: Path = SOLUTIONS, *, jobs: int = 2,
     question may pass in the generated exercise (otherwise its tests check nothing the learner
     writes). Returns the problems found (empty when all is well).
     """
-    from utils.grade.batch import Options, grade
-    from utils.grade.runner import Limits
+    from coursekit.grade.batch import Options, grade
+    from coursekit.grade.runner import Limits
 
     sources = load_sources(source_dir)
     with tempfile.TemporaryDirectory(prefix="exercise-check-") as tmp:
@@ -105,7 +105,7 @@ def execution_problems(source_dir: Path = SOLUTIONS, *, jobs: int = 2,
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m utils.exercises",
+    parser = argparse.ArgumentParser(prog="python -m coursekit.exercises",
                                      description="Generate exercises/ from solutions/.")
     parser.add_argument("command", choices=("build", "check"))
     parser.add_argument("--execute", action="store_true",
@@ -125,7 +125,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     problems = stale(args.solutions, args.exercises)
     if problems:
-        problems.append("run `python -m utils.exercises build` (or `make exercises`)")
+        problems.append("run `python -m coursekit.exercises build` (or `make exercises`)")
     elif args.execute:
         problems = execution_problems(args.solutions)
     for problem in problems:

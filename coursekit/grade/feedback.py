@@ -7,8 +7,8 @@ code and reference values cannot end up in it.
 
 from __future__ import annotations
 
-from utils.grade.scoring import QuestionResult
-from utils.grade.source import SourceNotebook
+from coursekit.grade.scoring import QuestionResult
+from coursekit.grade.source import SourceNotebook
 
 _STATUS_TEXT = {
     "passed": "passed",

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import nbformat
 
-from utils.grade.source import SourceNotebook
+from coursekit.grade.source import SourceNotebook
 
 MAX_NOTEBOOK_BYTES = 50 << 20
 HIDDEN_PREFIX = "probe = __grade_probe__  # the grader's probe, whatever the submission defined\n"

@@ -17,7 +17,7 @@ Three mechanisms, tried in this order by :func:`detect_isolation`:
     no isolation (e.g. a laptop without bubblewrap): limits, timeouts and best-effort process
     clean-up only. The grader says so in its output.
 
-Every mechanism applies the memory limit (RLIMIT_AS, see :mod:`utils.grade._launch`), kills the
+Every mechanism applies the memory limit (RLIMIT_AS, see :mod:`coursekit.grade._launch`), kills the
 kernel's whole process tree when grading ends and gives the kernel a clean environment.
 Kernels talk to the grader over Unix sockets in a per-kernel folder (``transport="ipc"``), which
 works across network namespaces.
@@ -179,9 +179,10 @@ class Sandbox:
         return args
 
     def _read_only_paths(self) -> list[Path]:
-        """Folders the kernel may read: Python, ``utils`` and model caches (outermost only)."""
+        """Folders the kernel may read: Python, ``utils``, the launcher and model caches (outermost only)."""
         paths = {Path(sys.base_prefix).resolve(), Path(sys.prefix).resolve(),
-                 Path(sys.executable).resolve().parent, PACKAGE_DIR, Path("/usr")}
+                 Path(sys.executable).resolve().parent, PACKAGE_DIR, LAUNCHER.parent.resolve(),
+                 Path("/usr")}
         for cache in _READ_ONLY_CACHES:
             path = Path(cache).expanduser()
             if path.is_dir():

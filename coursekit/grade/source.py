@@ -18,7 +18,7 @@ full authoring guide is ``README.md, "For instructors"``):
   cell ends with :data:`PROBE_FALLBACK` so the solutions also run outside the grader.
 
 Nothing here executes code: :func:`load_source` parses and validates, :func:`make_exercise` derives
-the learner's notebook, :mod:`utils.grade.plan` turns a source plus a submission into the code the
+the learner's notebook, :mod:`coursekit.grade.plan` turns a source plus a submission into the code the
 grader runs.
 """
 
@@ -366,7 +366,7 @@ def make_exercise(source: SourceNotebook) -> nbformat.NotebookNode:
     files. Test cells are marked non-editable and non-deletable in Jupyter (the grader restores
     them anyway). Cell ids are kept: the grader uses them to recognise cells.
     """
-    from utils.notebooks import strip_notebook
+    from coursekit.notebooks import strip_notebook
 
     nb = copy.deepcopy(source.nb)
     for cell, info in zip(nb.cells, source.cells):
@@ -388,6 +388,6 @@ def make_exercise(source: SourceNotebook) -> nbformat.NotebookNode:
 
 
 def exercise_text(source: SourceNotebook) -> str:
-    """The exact bytes (as text) ``utils.exercises build`` writes for ``source``."""
+    """The exact bytes (as text) ``coursekit.exercises build`` writes for ``source``."""
     text = nbformat.writes(make_exercise(source))
     return text if text.endswith("\n") else text + "\n"

@@ -1,7 +1,7 @@
 """Build the course website (Jupyter Book 1) into ``_build/html``; ``make book`` runs this.
 
-    python -m utils.build_book            # incremental: unchanged notebooks come from the cache
-    python -m utils.build_book --fresh    # re-read every page and re-execute every notebook
+    python -m coursekit.build_book            # incremental: unchanged notebooks come from the cache
+    python -m coursekit.build_book --fresh    # re-read every page and re-execute every notebook
 
 The build fails (non-zero exit) on any Sphinx warning (``-W``) and on any notebook cell that
 raises (``execute.allow_errors: false`` in ``_config.yml`` turns a failing notebook into a warning).
@@ -10,7 +10,7 @@ raises (``execute.allow_errors: false`` in ``_config.yml`` turns a failing noteb
 Details that keep the website correct:
 
 * notebooks run in kernels with matplotlib's inline backend and with TensorFlow's import-time C++
-  log lines kept out of the outputs (:func:`utils.notebooks.kernel_env`);
+  log lines kept out of the outputs (:func:`coursekit.notebooks.kernel_env`);
 * the execution cache (``_build/.jupyter_cache``) is keyed on a notebook's code only, so when the
   ``utils`` package or ``requirements.txt`` changes, the cache is cleared and every page re-read;
 * after a failed build, Sphinx's saved environment is deleted, so the next build cannot succeed
@@ -27,7 +27,7 @@ import sys
 import time
 from pathlib import Path
 
-from utils.notebooks import kernel_env
+from coursekit.notebooks import kernel_env
 
 ROOT = Path(__file__).resolve().parents[1]
 BUILD = ROOT / "_build"
@@ -39,7 +39,7 @@ STAMP = BUILD / ".inputs-hash"
 
 
 # Parts of utils/ that are tooling, not code the lessons run: changing them keeps the cache.
-_TOOLING = ("utils/grade/", "utils/build_book.py", "utils/notebooks.py", "utils/exercises")
+_TOOLING = ("coursekit/grade/", "coursekit/build_book.py", "coursekit/notebooks.py", "coursekit/exercises")
 
 
 def inputs_hash() -> str:
@@ -128,7 +128,7 @@ def build(*, fresh: bool = False, quiet: bool = False) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m utils.build_book",
+    parser = argparse.ArgumentParser(prog="python -m coursekit.build_book",
                                      description="Build the course website into _build/html.")
     parser.add_argument("--fresh", action="store_true",
                         help="clear the execution cache and re-read every page")

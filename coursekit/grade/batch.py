@@ -28,8 +28,8 @@ from dataclasses import asdict, dataclass, field
 from importlib import metadata
 from pathlib import Path
 
-from utils.grade import feedback as feedback_md
-from utils.grade.plan import (
+from coursekit.grade import feedback as feedback_md
+from coursekit.grade.plan import (
     InvalidSubmission,
     Plan,
     locate_notebook,
@@ -37,10 +37,10 @@ from utils.grade.plan import (
     reference_plan,
     submission_plan,
 )
-from utils.grade.results import Row, StateStore, atomic_write, write_csv
-from utils.grade.runner import Limits, RunResult, run_steps_sync
-from utils.grade.sandbox import PACKAGE_DIR, Isolation, detect_isolation
-from utils.grade.scoring import (
+from coursekit.grade.results import Row, StateStore, atomic_write, write_csv
+from coursekit.grade.runner import Limits, RunResult, run_steps_sync
+from coursekit.grade.sandbox import Isolation, detect_isolation
+from coursekit.grade.scoring import (
     QuestionResult,
     ReferenceFailure,
     build_reference,
@@ -48,10 +48,11 @@ from utils.grade.scoring import (
     score,
     whole_notebook,
 )
-from utils.grade.source import SourceNotebook, load_sources
+from coursekit.grade.source import SourceNotebook, load_sources
 
 GRADER_VERSION = "1"
-DEFAULT_SOURCE = PACKAGE_DIR.parent / "solutions"
+CHECKOUT = Path(__file__).resolve().parents[2]
+DEFAULT_SOURCE = CHECKOUT / "solutions"
 _WORKER_RETRIES = 1
 
 
@@ -232,7 +233,7 @@ def _pool_context():
         return multiprocessing.get_context("spawn")
     if "tensorflow" in sys.modules:
         context = multiprocessing.get_context("forkserver")
-        context.set_forkserver_preload(["utils.grade.batch"])
+        context.set_forkserver_preload(["coursekit.grade.batch"])
         return context
     return multiprocessing.get_context("fork")
 
@@ -299,7 +300,7 @@ def _check_options(options: Options) -> None:
 
 
 def _load_sources(folder: Path) -> list[SourceNotebook]:
-    from utils.grade.source import SourceError
+    from coursekit.grade.source import SourceError
 
     try:
         return load_sources(folder)
@@ -430,7 +431,7 @@ def grade(options: Options, log=print) -> Summary:
     workroot = Path(tempfile.mkdtemp(prefix="cnn-grade-"))
     os.chmod(workroot, 0o711)  # a kernel running as nobody must reach its own folder
     private = tuple(p for p in (options.source_dir, options.submissions, options.out.parent,
-                                options.feedback, options.state, PACKAGE_DIR.parent / ".git")
+                                options.feedback, options.state, CHECKOUT / ".git")
                     if p is not None)
     cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     limits = options.limits

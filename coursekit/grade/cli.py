@@ -2,12 +2,12 @@
 
 ::
 
-    python -m utils.grade SUBMISSIONS --out grades.csv [--feedback DIR] [--jobs N]
+    python -m coursekit.grade SUBMISSIONS --out grades.csv [--feedback DIR] [--jobs N]
                           [--shard i/N] [--cell-timeout S] [--timeout S] [--memory-mb M]
                           [--source DIR] [--state DIR] [--isolation auto|bubblewrap|unshare|none]
                           [--quiet]
-    python -m utils.grade combine SHARD.csv... --out grades.csv
-    python -m utils.grade isolation
+    python -m coursekit.grade combine SHARD.csv... --out grades.csv
+    python -m coursekit.grade isolation
 
 Exit status: 0 when grading finished (whatever the scores); 2 for the instructor's own errors
 (a bad path or option, a broken source notebook); 3 when a reference solution fails its own
@@ -52,15 +52,15 @@ def _positive(kind):
 
 
 def _grade_parser() -> argparse.ArgumentParser:
-    from utils.grade.batch import DEFAULT_SOURCE
-    from utils.grade.runner import Limits
+    from coursekit.grade.batch import DEFAULT_SOURCE
+    from coursekit.grade.runner import Limits
 
     defaults = Limits()
     parser = argparse.ArgumentParser(
-        prog="python -m utils.grade",
+        prog="python -m coursekit.grade",
         description="Grade a folder of submitted exercise notebooks (one subfolder per student, "
-                    "notebooks named as in exercises/). Also: `python -m utils.grade combine "
-                    "A.csv B.csv --out all.csv` merges shard results; `python -m utils.grade "
+                    "notebooks named as in exercises/). Also: `python -m coursekit.grade combine "
+                    "A.csv B.csv --out all.csv` merges shard results; `python -m coursekit.grade "
                     "isolation` shows how kernels are isolated on this machine.")
     parser.add_argument("submissions", type=Path, help="folder with one subfolder per student")
     parser.add_argument("--out", type=Path, required=True, help="grades CSV to write")
@@ -90,9 +90,9 @@ def _grade_parser() -> argparse.ArgumentParser:
 
 
 def _combine(argv: list[str]) -> int:
-    from utils.grade.results import CsvError, combine
+    from coursekit.grade.results import CsvError, combine
 
-    parser = argparse.ArgumentParser(prog="python -m utils.grade combine",
+    parser = argparse.ArgumentParser(prog="python -m coursekit.grade combine",
                                      description="Merge the CSVs of several shards.")
     parser.add_argument("csvs", type=Path, nargs="+", help="shard CSVs")
     parser.add_argument("--out", type=Path, required=True, help="merged CSV to write")
@@ -109,7 +109,7 @@ def _combine(argv: list[str]) -> int:
 
 
 def _isolation() -> int:
-    from utils.grade.sandbox import detect_isolation
+    from coursekit.grade.sandbox import detect_isolation
 
     print(detect_isolation("auto").describe())
     return EXIT_OK
@@ -122,8 +122,8 @@ def main(argv: list[str] | None = None) -> int:
     if argv == ["isolation"]:
         return _isolation()
     args = _grade_parser().parse_args(argv)
-    from utils.grade.batch import InstructorError, Options, grade
-    from utils.grade.runner import Limits
+    from coursekit.grade.batch import InstructorError, Options, grade
+    from coursekit.grade.runner import Limits
 
     options = Options(
         submissions=args.submissions, out=args.out, feedback=args.feedback, jobs=args.jobs,

@@ -15,10 +15,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from utils.grade.plan import Plan, Step
-from utils.grade.runner import MAX_MESSAGE_BYTES, Limits, RunResult, StepResult
-from utils.grade.source import SourceNotebook
-from utils.grade.values import ProbeFormatError, compare, decode
+from coursekit.grade.plan import Plan, Step
+from coursekit.grade.runner import MAX_MESSAGE_BYTES, Limits, RunResult, StepResult
+from coursekit.grade.source import SourceNotebook
+from coursekit.grade.values import ProbeFormatError, compare, decode
 
 STATUSES = ("passed", "failed", "error", "timeout", "missing", "invalid", "manual")
 _MAX_MESSAGE = 400
