@@ -16,7 +16,7 @@ export TF_CPP_MIN_LOG_LEVEL := 3
 export PYTHONWARNINGS := ignore::DeprecationWarning
 export MPLBACKEND := Agg
 
-.PHONY: help env lab book test test-fast lint exercises check-exercises bench browser sandbox clean
+.PHONY: help env lab book test test-fast lint exercises check-exercises bench browser sandbox slurm grade venv clean
 
 help:
 	@echo "make book    build the website into _build/html (executes every lesson)"
@@ -41,7 +41,7 @@ $(STAMP):
 env: $(STAMP)
 	@here=$$($(PY) -P -c "import importlib.util as u, os; s=u.find_spec('utils'); print(os.path.dirname(os.path.dirname(s.origin)) if s else '')"); \
 	if [ "$$here" != "$(CURDIR)" ]; then \
-	  echo "Linking utils to $(CURDIR)"; \
+	  echo "Linking utils to $(CURDIR)" >&2; \
 	  $(PY) -m pip install --quiet --no-deps --no-build-isolation -e . ; fi
 
 # Headless Chromium for the website test (Debian's package; nothing is downloaded at run time).
@@ -55,6 +55,13 @@ sandbox:
 	@command -v bwrap >/dev/null || { echo "Installing Debian's bubblewrap for the grader's sandbox"; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq bubblewrap >/dev/null; }
 
+# A single-node Slurm cluster for the test of the grader's job script (tests/test_slurm.py).
+slurm:
+	@command -v slurmctld >/dev/null && command -v sbatch >/dev/null || { \
+	  echo "Installing Debian's Slurm (slurmctld, slurmd, client) for the job-script test"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+	    slurmctld slurmd slurm-client >/dev/null; }
+
 book: env
 	$(PY) -m coursekit.build_book
 	@echo "Website: $(CURDIR)/_build/html/index.html"
@@ -67,7 +74,7 @@ book: env
 lab: env
 	$(VENV)/bin/jupyter lab --notebook-dir=$(CURDIR)
 
-test: env browser sandbox
+test: env browser sandbox slurm
 	$(PY) -m pytest tests book solutions --ignore=tests/fixtures \
 	  --nbval-lax --nbval-current-env --nbval-cell-timeout=300
 
@@ -76,6 +83,17 @@ test-fast: env
 
 lint: env
 	$(VENV)/bin/ruff check utils coursekit tests benchmarks
+
+# The environment's folder, for instructors' commands: source "$$(make -s venv)/bin/activate"
+venv: env
+	@echo "$(VENV)"
+
+# Grade a class in the course's environment: make grade SUBMISSIONS=folder OUT=grades.csv
+# (any other grader option in GRADE_OPTIONS, e.g. GRADE_OPTIONS="--jobs 2 --feedback feedback").
+grade: env
+	@test -n "$(SUBMISSIONS)" -a -n "$(OUT)" || { \
+	  echo "usage: make grade SUBMISSIONS=folder OUT=grades.csv [GRADE_OPTIONS=...]" >&2; exit 2; }
+	$(PY) -m coursekit.grade "$(SUBMISSIONS)" --out "$(OUT)" $(GRADE_OPTIONS)
 
 exercises: env
 	$(PY) -m coursekit.exercises build

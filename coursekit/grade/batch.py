@@ -29,6 +29,7 @@ from importlib import metadata
 from pathlib import Path
 
 from coursekit.grade import feedback as feedback_md
+from coursekit.grade.handgrading import apply_scores, save_answers
 from coursekit.grade.plan import (
     InvalidSubmission,
     Plan,
@@ -362,6 +363,7 @@ def grade(options: Options, log=print) -> Summary:
     def finish(student: str, outcomes: list[NotebookOutcome] | None, error: str | None) -> None:
         rows: list[Row] = []
         texts: dict[str, str] = {}
+        written: dict[str, dict[str, str]] = {}
         complete = error is None
         for source in sources:
             outcome = next((o for o in outcomes or [] if o.name == source.name), None)
@@ -389,9 +391,11 @@ def grade(options: Options, log=print) -> Summary:
                 if outcome.run.restarts:
                     notes.append(f"The kernel was restarted {outcome.run.restarts} time(s) "
                                  "after a crash or an unstoppable cell.")
+            written[source.name] = manual
             rows += _notebook_rows(student, source, results)
             texts[source.name] = feedback_md.render(student, source, results, notes=notes,
                                                     manual_answers=manual)
+        save_answers(options.state, student, written)  # for the hand-grading sheets
         if complete:
             state.save_student(student, prints[student], rows, texts)
         records[student] = {"rows": [asdict(row) for row in rows], "feedback": texts}
@@ -465,6 +469,7 @@ def grade(options: Options, log=print) -> Summary:
         summary.rows += rows
         if student in summary.resumed:
             write_feedback(student, record["feedback"])
+    summary.rows = apply_scores(options.state, summary.rows)  # hand scores survive a regrade
     write_csv(summary.rows, options.out)
     summary.seconds = time.monotonic() - started
     return summary

@@ -8,6 +8,9 @@
                           [--quiet]
     python -m coursekit.grade combine SHARD.csv... --out grades.csv
     python -m coursekit.grade isolation
+    python -m coursekit.grade sheets grades.csv --out SHEETS_DIR     # hand grading, see
+    python -m coursekit.grade merge SHEET.csv... --out grades.csv    # coursekit.grade.handgrading
+    python -m coursekit.grade totals grades.csv --out totals.csv
 
 Exit status: 0 when grading finished (whatever the scores); 2 for the instructor's own errors
 (a bad path or option, a broken source notebook); 3 when a reference solution fails its own
@@ -115,10 +118,81 @@ def _isolation() -> int:
     return EXIT_OK
 
 
+def _state_of(grades: Path, state: Path | None) -> Path:
+    return state or grades.with_name(grades.stem + ".state")
+
+
+def _hand_parser(command: str, description: str, inputs: str) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog=f"python -m coursekit.grade {command}",
+                                     description=description)
+    parser.add_argument("inputs", type=Path, nargs="+" if command == "merge" else None,
+                        help=inputs)
+    parser.add_argument("--out", type=Path, required=True)
+    if command != "totals":
+        parser.add_argument("--state", type=Path, help="the grading run's state folder "
+                            "(default: next to the grades CSV, named <grades>.state)")
+    if command == "sheets":
+        from coursekit.grade.batch import DEFAULT_SOURCE
+        parser.add_argument("--source", type=Path, default=DEFAULT_SOURCE,
+                            help="source notebooks (default: the repository's solutions/)")
+    return parser
+
+
+def _sheets(argv: list[str]) -> int:
+    from coursekit.grade import handgrading
+    from coursekit.grade.results import read_csv
+    from coursekit.grade.source import load_sources
+
+    args = _hand_parser("sheets", "Write a grading sheet (CSV to fill + HTML to read) per "
+                        "hand-graded question.", "the grades CSV of a grading run").parse_args(argv)
+    state = _state_of(args.inputs, args.state)
+    sheets = handgrading.build_sheets(read_csv(args.inputs), load_sources(args.source), state)
+    paths = handgrading.write_sheets(sheets, args.out, state)
+    answers = sum(len(s.answers) for s in sheets)
+    print(f"{len(paths)} sheet(s), {answers} answer(s) -> {args.out}/ (fill the c1, c2, ... "
+          "columns, then run `merge`)")
+    return EXIT_OK
+
+
+def _merge(argv: list[str]) -> int:
+    from coursekit.grade import handgrading
+
+    args = _hand_parser("merge", "Merge filled grading sheets into the grades CSV (all or "
+                        "nothing).", "filled sheet CSVs").parse_args(argv)
+    rows, merged = handgrading.merge(args.inputs, args.out, _state_of(args.out, args.state))
+    pending = sum(1 for r in rows if r.status == "manual")
+    print(f"merged {merged} hand score(s) into {args.out}; {pending} answer(s) still to grade "
+          "by hand")
+    return EXIT_OK
+
+
+def _totals(argv: list[str]) -> int:
+    from coursekit.grade import handgrading
+    from coursekit.grade.results import atomic_write, read_csv
+
+    args = _hand_parser("totals", "Per-student totals for a gradebook.",
+                        "the grades CSV").parse_args(argv)
+    rows = read_csv(args.inputs)
+    atomic_write(args.out, handgrading.totals_csv(rows))
+    print(f"totals of {len({r.student for r in rows})} student(s) -> {args.out}")
+    return EXIT_OK
+
+
+_HAND_COMMANDS = {"sheets": _sheets, "merge": _merge, "totals": _totals}
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == ["combine"]:
         return _combine(argv[1:])
+    if argv[:1] and argv[0] in _HAND_COMMANDS:
+        from coursekit.grade.results import CsvError
+        from coursekit.grade.source import SourceError
+        try:
+            return _HAND_COMMANDS[argv[0]](argv[1:])
+        except (CsvError, SourceError) as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return EXIT_USAGE
     if argv == ["isolation"]:
         return _isolation()
     args = _grade_parser().parse_args(argv)

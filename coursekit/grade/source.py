@@ -223,16 +223,54 @@ def _heading(cell) -> str | None:
     return None
 
 
+@dataclass(frozen=True)
+class Criterion:
+    """One line of a manual question's rubric."""
+
+    text: str
+    points: float
+
+    def column(self, number: int) -> str:
+        """Its column title in a grading sheet."""
+        return f"c{number}: {self.text} (max {self.points:g})"
+
+
+def parse_rubric(raw, points: float, where: str) -> list[Criterion]:
+    """A manual question's rubric: ``[{"criterion": text, "points": number}, ...]`` adding up to
+    the question's ``points``. No rubric means one criterion, "overall", worth every point."""
+    if raw is None:
+        return [Criterion("overall", points)]
+    if not isinstance(raw, list) or not raw:
+        raise SourceError(f"{where}: 'rubric' must be a non-empty list of "
+                          '{"criterion": text, "points": number}')
+    criteria = []
+    for item in raw:
+        ok = (isinstance(item, dict) and isinstance(item.get("criterion"), str)
+              and item["criterion"].strip() and not isinstance(item.get("points"), bool)
+              and isinstance(item.get("points"), int | float) and item["points"] > 0)
+        if not ok:
+            raise SourceError(f"{where}: rubric entry {item!r} is not "
+                              '{"criterion": text, "points": positive number}')
+        criteria.append(Criterion(" ".join(item["criterion"].split()), float(item["points"])))
+    total = sum(c.points for c in criteria)
+    if abs(total - points) > 1e-9:
+        raise SourceError(f"{where}: the rubric's points add up to {total:g}, the question "
+                          f"is worth {points:g}")
+    return criteria
+
+
 def _grade_meta(cell, where: str) -> dict | None:
     meta = cell.metadata.get("grade")
     if meta is None:
         return None
     if not isinstance(meta, dict):
         raise SourceError(f"{where}: metadata 'grade' must be an object")
-    unknown = set(meta) - {"id", "kind", "points"}
+    unknown = set(meta) - {"id", "kind", "points", "rubric"}
     if unknown:
         raise SourceError(f"{where}: unknown key(s) {sorted(unknown)} in metadata 'grade' "
-                          "(allowed: id, kind, points)")
+                          "(allowed: id, kind, points, rubric)")
+    if "rubric" in meta and meta.get("kind") != "manual":
+        raise SourceError(f"{where}: only a manual question has a rubric")
     qid, kind = meta.get("id"), meta.get("kind")
     if not isinstance(qid, str) or not _ID_RE.match(qid):
         raise SourceError(f"{where}: grade id {qid!r} must be letters, digits, '_', '.' or '-'")
@@ -320,6 +358,7 @@ def parse_notebook(nb: nbformat.NotebookNode, path: Path) -> SourceNotebook:
                 _parse(source, where)
             if any(q.id == qid for q in questions):
                 raise SourceError(f"{where}: question {qid} already has a test or manual cell")
+            parse_rubric(cell.metadata["grade"].get("rubric"), meta["points"], where)
             questions.append(Question(qid, meta["points"], True, title))
             cells.append(SourceCell(index, cell_id, cell.cell_type, source, "manual", qid,
                                     meta["points"], stub=stub))
