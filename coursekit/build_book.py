@@ -38,17 +38,12 @@ DOCTREES = BUILD / ".doctrees"
 STAMP = BUILD / ".inputs-hash"
 
 
-# Parts of utils/ that are tooling, not code the lessons run: changing them keeps the cache.
-_TOOLING = ("coursekit/grade/", "coursekit/build_book.py", "coursekit/notebooks.py", "coursekit/exercises")
-
-
 def inputs_hash() -> str:
     """Hash of what notebook outputs depend on besides their own code: utils/ and requirements."""
     digest = hashlib.sha256()
     files = sorted((ROOT / "utils").rglob("*.py")) + [ROOT / "requirements.txt"]
     for path in files:
-        rel = path.relative_to(ROOT).as_posix()
-        if path.is_file() and "__pycache__" not in path.parts and not rel.startswith(_TOOLING):
+        if path.is_file() and "__pycache__" not in path.parts:
             digest.update(path.relative_to(ROOT).as_posix().encode())
             digest.update(path.read_bytes())
     return digest.hexdigest()
