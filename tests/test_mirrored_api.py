@@ -6,8 +6,11 @@ import inspect
 import utils.pytorch as pt
 import utils.tensorflow as tf_
 
-# The one place the frameworks differ on purpose: the capture mechanism each framework teaches.
-MECHANISMS = {"pytorch": {"ActivationCapture"}, "tensorflow": {"activation_model"}}
+# Where the frameworks differ on purpose: the capture mechanism each framework teaches, and
+# Keras' clear_cache: the Keras helpers build and compile a sub-model per model and layer list and
+# keep it (memory a user may want back), while PyTorch's hooks are attached per call and keep
+# nothing, so a PyTorch clear_cache would be a no-op that suggests otherwise.
+MECHANISMS = {"pytorch": {"ActivationCapture"}, "tensorflow": {"activation_model", "clear_cache"}}
 
 
 def test_same_public_names():

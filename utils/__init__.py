@@ -10,10 +10,11 @@ differ only where the frameworks really differ::
 Framework-neutral modules work on NumPy arrays: :mod:`utils.images` (offline sample images),
 :mod:`utils.layout` (channels-first <-> channels-last), :mod:`utils.plots` (figures).
 
-Importing ``utils`` first also imports torch and torchvision before TensorFlow, the only order
-that does not crash this stack (see :mod:`utils._import_order`).
+Import ``utils`` before TensorFlow: it makes torch and torchvision load before TensorFlow, the
+only order that does not crash this stack. What the import does to the process (two environment
+variables, an import hook, stderr muted while TensorFlow loads) is listed in one place, the
+docstring of :mod:`utils._import_order`.
 """
 
 from utils import _import_order  # noqa: F401  (must run before anything imports TensorFlow)
-
-__version__ = "0.1.0"
+from utils._source import VERSION as __version__  # noqa: F401  (one place: utils/_source.py)

@@ -1,13 +1,31 @@
-"""Make the safe import order of PyTorch and TensorFlow automatic.
+"""What ``import utils`` does to the process, all in one place.
 
-With torch 2.14 / torchvision 0.29 and TensorFlow 2.21 in one process, importing TensorFlow (or
-Keras) *before* torchvision kills the process with a segmentation fault: torchvision loads
-``torch._dynamo``, which loads ``triton``, which crashes once TensorFlow's libraries are in memory.
-Importing ``torch`` and ``torchvision`` first is safe. ``import utils`` (and so any ``utils``
-module) installs an import hook that imports torch and torchvision the moment anything first imports
-TensorFlow or Keras, in the package or in the learner's own cells, so the crash cannot happen once
-``utils`` is imported. If TensorFlow is already loaded without torchvision, importing ``utils``
-fails with an explanation instead of a crash later.
+Importing ``utils`` (or any ``utils`` module: each imports this one first) has exactly these
+effects, and no others:
+
+1. **Two environment variables**, set only where the user has not set them (``setdefault``):
+
+   * ``TF_CPP_MIN_LOG_LEVEL=3``: TensorFlow's C++ log lines at import would make notebook outputs
+     unstable;
+   * ``OMP_WAIT_POLICY=PASSIVE``: PyTorch's OpenMP threads otherwise busy-wait between operations,
+     which made lessons twice as slow on a laptop or a shared 2-core machine where TensorFlow's
+     threads want the cores too (measured). Read once, when torch loads, so it is set before that.
+
+2. **An import hook** (:class:`_TorchBeforeTensorFlow`, first in ``sys.meta_path``): with torch
+   2.14 / torchvision 0.29 and TensorFlow 2.21 in one process, importing TensorFlow (or Keras)
+   *before* torchvision kills the process with a segmentation fault (torchvision loads
+   ``torch._dynamo``, which loads ``triton``, which crashes once TensorFlow's libraries are in
+   memory). The hook imports torch and torchvision the moment anything, in the package or in a
+   learner's own cell, first imports ``tensorflow``, ``keras`` or ``tf_keras``. It finds nothing
+   itself, so the import then proceeds normally, and it is lazy: ``import utils`` alone imports
+   neither framework. If TensorFlow is already loaded without torchvision, ``import utils`` raises
+   ``ImportError`` with an explanation instead of a crash later.
+
+3. **Nothing else until TensorFlow is needed.** Then :func:`import_tensorflow` (called by
+   :mod:`utils.tensorflow`, not by ``import utils``) imports it with file descriptor 2 (stderr)
+   pointed at ``/dev/null`` for the duration of the import and device discovery, because
+   TensorFlow writes absl log lines there before its own log settings apply; it then sets
+   TensorFlow's Python logger to ``ERROR``. Errors raised by the import still propagate.
 """
 
 from __future__ import annotations
@@ -16,11 +34,8 @@ import importlib.abc
 import os
 import sys
 
-# TensorFlow prints C++ log lines to stderr at import; they would make notebook outputs unstable.
+# Effect 1 of the module docstring: why each is set is explained there.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-# PyTorch's OpenMP threads busy-wait between operations by default; on a laptop or a shared
-# 2-core machine where TensorFlow's threads or other programs want the cores too, that made
-# lessons twice as slow (measured). Read once, when torch loads, so it is set before that.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 
@@ -33,10 +48,7 @@ def _import_torch() -> None:
 
 
 class _TorchBeforeTensorFlow(importlib.abc.MetaPathFinder):
-    """An import hook: just before ``tensorflow`` or ``keras`` is imported for the first time,
-    import torch and torchvision. It finds nothing itself (returns ``None``), so the normal
-    import then proceeds. Lazy, so ``import utils`` costs nothing for code that never touches
-    TensorFlow (the grader's command line, the plots)."""
+    """The import hook of effect 2 in the module docstring: torch and torchvision first."""
 
     _busy = False
 
@@ -76,13 +88,8 @@ install_guard()
 
 
 def import_tensorflow():
-    """Import TensorFlow after torch/torchvision, with its start-up log lines silenced.
-
-    TensorFlow 2.21 writes absl log lines (oneDNN notice, "Could not find cuda drivers") straight to
-    file descriptor 2 before its own log settings apply; in a notebook they would show up as red
-    stderr output in every lesson. They are harmless, so the import runs with fd 2 pointed at
-    /dev/null. Returns the ``tensorflow`` module.
-    """
+    """Import TensorFlow after torch/torchvision, its start-up log lines silenced (effect 3 in
+    the module docstring), and return the ``tensorflow`` module."""
     if "tensorflow" in sys.modules:
         return sys.modules["tensorflow"]
     _import_torch()  # the hook would do it too; explicit here, outside the muted section

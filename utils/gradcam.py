@@ -93,20 +93,6 @@ def upsample_heatmap(heatmap, size=(224, 224)) -> np.ndarray:
 Box = tuple[int, int, int, int]
 """A box ``(top, left, bottom, right)`` in pixels, bottom/right exclusive (NumPy slicing)."""
 
-CAT_FACE_BOX: Box = (40, 24, 216, 184)
-"""The cat's face in ``load_sample("cat")`` (``skimage.data.chelsea()``) after
-``preprocess(image, crop=False)`` (the default): the whole 451 x 300 photo squeezed into 224 x 224.
-Rows 40-215, columns 24-183, 56 % of the frame. Drawn by eye on that frame: it holds both eyes
-(rows ~75-115), the nose and mouth (rows ~165-205) and the cheeks between them. Outside it lie the
-top of the head with the ears, the fur at the left edge and, at the right (columns >= ~190), the
-blurred room behind the cat. A centre crop (``crop=True``) would not do: it cuts the background away
-and the cat fills the whole frame. A heatmap spread evenly would put 56 % of its heat inside the
-box; Grad-CAM of "Egyptian cat" on the head (``_relu1``) puts about 77 % there."""
-
-BACKGROUND_STRIP: Box = (0, 200, 224, 224)
-"""The right edge of the same frame (columns 200-223): only the room behind the cat."""
-
-
 class BoxHeat(NamedTuple):
     """How a heatmap's heat splits between a box and the rest (see :func:`heat_in_box`)."""
 

@@ -7,15 +7,28 @@ ImageNet model of the course (EfficientNet-Lite0 and ResNet-18 use the same orde
 
 from __future__ import annotations
 
+import functools
 from typing import NamedTuple
 
 import numpy as np
-from torchvision.models import ResNet18_Weights
 
 from utils.layout import as_numpy
 
-IMAGENET_CLASSES: tuple[str, ...] = tuple(ResNet18_Weights.IMAGENET1K_V1.meta["categories"])
-"""The 1,000 ImageNet class names, e.g. ``IMAGENET_CLASSES[285] == "Egyptian cat"``."""
+
+@functools.cache
+def _classes() -> tuple[str, ...]:
+    # torchvision is imported here, on first use, not when this framework-neutral module is.
+    from torchvision.models import ResNet18_Weights
+
+    return tuple(ResNet18_Weights.IMAGENET1K_V1.meta["categories"])
+
+
+def __getattr__(name: str):
+    """``IMAGENET_CLASSES``: the 1,000 ImageNet class names, e.g. ``IMAGENET_CLASSES[285] ==
+    "Egyptian cat"``, loaded on first use (``from utils.imagenet import IMAGENET_CLASSES`` too)."""
+    if name == "IMAGENET_CLASSES":
+        return _classes()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 class Prediction(NamedTuple):
@@ -47,14 +60,14 @@ def top_k(logits, k: int = 5) -> list:
         list of such lists, one per image.
     """
     logits = as_numpy(logits)
-    if logits.shape[-1] != len(IMAGENET_CLASSES) or logits.ndim not in (1, 2):
+    if logits.shape[-1] != len(_classes()) or logits.ndim not in (1, 2):
         raise ValueError(f"expected logits [1000] or [N, 1000], got shape {tuple(logits.shape)}")
-    if not 1 <= k <= len(IMAGENET_CLASSES):
-        raise ValueError(f"k must be between 1 and {len(IMAGENET_CLASSES)}, got {k}")
+    if not 1 <= k <= len(_classes()):
+        raise ValueError(f"k must be between 1 and {len(_classes())}, got {k}")
     probs = softmax(logits)
     batch = probs if probs.ndim == 2 else probs[None]
     result = []
     for p in batch:
         best = np.argsort(-p, kind="stable")[:k]
-        result.append([Prediction(int(i), IMAGENET_CLASSES[i], float(p[i])) for i in best])
+        result.append([Prediction(int(i), _classes()[i], float(p[i])) for i in best])
     return result if probs.ndim == 2 else result[0]

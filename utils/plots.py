@@ -16,6 +16,7 @@ import math
 import matplotlib.pyplot as plt
 import numpy as np
 
+from utils.gradcam import normalize_heatmap, upsample_heatmap
 from utils.layout import as_numpy, guess_layout, keras_kernel_to_torch
 
 _LAYOUTS = ("channels_first", "channels_last")
@@ -219,19 +220,19 @@ def plot_images(images, titles=None, *, ncols: int = 4, cell: float = 2.5):
 def overlay_heatmap(image, heatmap, *, alpha: float = 0.45, cmap: str = "jet", title: str | None = None):
     """The image, the heatmap, and the heatmap laid over the image (three panels).
 
-    ``heatmap`` is 2-D at any resolution (a Grad-CAM map is 7x7 for a 224x224 input); it is resized
-    bilinearly to the image and scaled to [0, 1].
+    ``heatmap`` is 2-D at any resolution (a Grad-CAM map is 7x7 for a 224x224 input) and
+    non-negative, as Grad-CAM's are. It is shown exactly as :mod:`utils.gradcam` prepares it:
+    enlarged bilinearly to the image (:func:`~utils.gradcam.upsample_heatmap`) and divided by its
+    peak (:func:`~utils.gradcam.normalize_heatmap`), so 0 keeps its meaning, *no evidence here*;
+    negative values are drawn as 0.
     """
-    from skimage.transform import resize
-
     image = as_numpy(image)
-    heat = as_numpy(heatmap).astype(np.float32)
+    heat = as_numpy(heatmap)
     if heat.ndim != 2:
         raise ValueError(f"expected a 2-D heatmap [h, w], got shape {heat.shape}")
     if image.ndim != 3 or image.shape[-1] != 3:
         raise ValueError(f"expected an RGB image [H, W, 3], got shape {image.shape}")
-    heat = resize(heat, image.shape[:2], order=1, mode="edge", anti_aliasing=False)
-    heat = (heat - heat.min()) / (heat.max() - heat.min() + 1e-12)
+    heat = normalize_heatmap(upsample_heatmap(heat, image.shape[:2]))
     shown = image.astype(np.float32) / (255.0 if image.dtype == np.uint8 else max(float(image.max()), 1.0))
     fig, axes = plt.subplots(1, 3, figsize=(9, 3.2))
     axes[0].imshow(shown)

@@ -30,12 +30,19 @@ from collections.abc import Mapping
 
 import numpy as np
 
-from utils._import_order import import_tensorflow
 from utils.layers import UnknownLayerError, call_key
 from utils.layout import as_numpy, torch_dense_to_keras, torch_kernel_to_keras
 
-import_tensorflow()  # quietly, and after torch (the import order that does not crash)
-import keras
+
+def _keras():
+    """Keras, imported on first use: this module is framework-neutral and imports no framework
+    when it is imported itself (a Keras model passed in means Keras is loaded anyway)."""
+    from utils._import_order import import_tensorflow
+
+    import_tensorflow()  # quietly, and after torch (the import order that does not crash)
+    import keras
+
+    return keras
 
 
 class PortError(ValueError):
@@ -62,12 +69,13 @@ def _torch_params(torch_model_or_state) -> dict[str, dict[str, np.ndarray]]:
     return params
 
 
-def _weighted_layers(keras_model) -> dict[str, keras.layers.Layer]:
+def _weighted_layers(keras_model) -> dict:
     return {layer.name: layer for layer in keras_model.layers if layer.weights}
 
 
 def _flatten_feeding(keras_model, dense) -> tuple[int, ...] | None:
     """Shape ``(H, W, C)`` entering the ``Flatten`` layer whose output feeds ``dense``, or None."""
+    keras = _keras()
     for layer in keras_model.layers:
         if isinstance(layer, keras.layers.Flatten) and layer.output is dense.input:
             shape = tuple(layer.input.shape[1:])
@@ -88,6 +96,7 @@ def _require(name: str, torch_w: dict, wanted: list[str], layer) -> list[np.ndar
 def convert_layer(name: str, layer, torch_w: dict[str, np.ndarray], keras_model=None):
     """The Keras weight list for ``layer`` from the PyTorch tensors ``torch_w`` of module ``name``
     (``{"weight": ..., "bias": ...}``), in the order ``layer.set_weights`` takes."""
+    keras = _keras()
     bias = ["bias"] if getattr(layer, "use_bias", False) else []
     if isinstance(layer, keras.layers.DepthwiseConv2D):
         w, *b = _require(name, torch_w, ["weight", *bias], layer)
@@ -166,13 +175,10 @@ def keras_names_for(torch_name: str, keras_model) -> list[str]:
     per call, in call order: ``["layer1.0.relu", "layer1.0.relu_1"]`` for torchvision's twice-used
     ReLU, ``["conv1"]`` for a module called once. Pairs with ``ActivationCapture.calls[name][i]``.
     """
+    from utils.tensorflow._blocks import get_layer
+
+    get_layer(keras_model, torch_name)  # UnknownLayerError with the closest name if it is not there
     names = {layer.name for layer in keras_model.layers}
-    if torch_name not in names:
-        raise UnknownLayerError(
-            torch_name,
-            [layer.name for layer in keras_model.layers],
-            f"Keras model {keras_model.name!r}",
-        )
     found = [torch_name]
     while call_key(torch_name, len(found)) in names:
         found.append(call_key(torch_name, len(found)))

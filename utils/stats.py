@@ -8,15 +8,12 @@ memory stays ``O(channels)`` however many images are scanned.
 * :class:`ChannelStats` -- streamed per-channel mean activation, share of samples on which the
   channel fires, maximum, and (optionally) the indices of the samples that excite it most;
 * :func:`dead_filters` -- channels that (almost) never fire;
-* :func:`redundant_filters` -- pairs and groups of kernels that are (nearly) the same;
-* :func:`strongest_filters` -- channels ranked by mean activation for an image or a set;
-* :func:`top_images_for_filter` -- the images that excite one channel most (streamed top-k).
+* :func:`strongest_filters` -- channels ranked by mean activation for an image or a set.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -25,16 +22,12 @@ from utils.layout import as_numpy, guess_layout
 __all__ = [
     "ChannelStats",
     "DeadFilterScan",
-    "RedundancyReport",
     "TopK",
     "dead_filters",
-    "redundant_filters",
     "strongest_filters",
-    "top_images_for_filter",
 ]
 
 _LAYOUTS = ("channels_first", "channels_last")
-_SCORES = ("max", "mean")
 
 
 def _check_layout(layout: str) -> str:
@@ -289,91 +282,6 @@ class DeadFilterScan:
                 f"images={self.num_images}, channels={self.num_channels}, dead={self.dead})")
 
 
-@dataclass
-class RedundancyReport:
-    """Pairwise cosine similarity of a layer's kernels and the (nearly) duplicated ones."""
-
-    similarity: np.ndarray          # [out, out], 1 on the diagonal, 0 for zero-norm kernels
-    threshold: float
-    sign_invariant: bool
-    pairs: list[tuple[int, int, float]] = field(default_factory=list)  # sim >= threshold, best first
-    groups: list[list[int]] = field(default_factory=list)  # connected sets of similar kernels
-    zero_filters: list[int] = field(default_factory=list)  # kernels with (near) zero norm
-
-    def most_similar(self, n: int = 5) -> list[tuple[int, int, float]]:
-        """The ``n`` most similar pairs, whatever the threshold."""
-        out = self.similarity.shape[0]
-        i, j = np.triu_indices(out, k=1)
-        sims = self.similarity[i, j]
-        order = np.argsort(-sims, kind="stable")[:n]
-        return [(int(i[o]), int(j[o]), float(sims[o])) for o in order]
-
-    def summary(self) -> str:
-        kind = "|cosine|" if self.sign_invariant else "cosine"
-        if not self.pairs:
-            best = self.most_similar(1)
-            tail = f"; the closest pair is {best[0][:2]} at {best[0][2]:.3f}" if best else ""
-            return f"no pair of kernels with {kind} similarity >= {self.threshold}{tail}"
-        lines = [f"{len(self.pairs)} pair(s) with {kind} similarity >= {self.threshold}:"]
-        lines += [f"  filters {i} and {j}: {s:.3f}" for i, j, s in self.pairs[:10]]
-        lines.append(f"groups: {self.groups}")
-        return "\n".join(lines)
-
-    def __str__(self) -> str:
-        return self.summary()
-
-
-def redundant_filters(filters, *, threshold: float = 0.9, sign_invariant: bool = False,
-                      zero_norm: float = 1e-8) -> RedundancyReport:
-    """Find kernels that are (nearly) the same, by the cosine similarity of the flattened kernels.
-
-    Args:
-        filters: ``[out, in, kh, kw]`` (what ``conv_filters`` returns in both frameworks).
-        threshold: pairs with similarity ``>= threshold`` count as redundant.
-        sign_invariant: compare ``|cosine|``, so a kernel and its negative (which a following
-            layer can undo with a negative weight) count as the same.
-        zero_norm: kernels with a norm at or below this are left out (similarity 0) and listed in
-            ``zero_filters``: an all-zero kernel is dead, not a duplicate.
-    """
-    w = as_numpy(filters)
-    if w.ndim != 4:
-        raise ValueError(f"expected conv filters [out, in, kh, kw], got shape {w.shape}")
-    if not -1.0 <= float(threshold) <= 1.0:
-        raise ValueError(f"threshold is a cosine similarity in [-1, 1], got {threshold!r}")
-    flat = w.reshape(w.shape[0], -1).astype(np.float64)
-    norms = np.linalg.norm(flat, axis=1)
-    zero = norms <= zero_norm
-    unit = np.where(zero[:, None], 0.0, flat / np.where(zero, 1.0, norms)[:, None])
-    sim = np.clip(unit @ unit.T, -1.0, 1.0)
-    if sign_invariant:
-        sim = np.abs(sim)
-    np.fill_diagonal(sim, 1.0)
-    i, j = np.triu_indices(len(flat), k=1)
-    values = sim[i, j]
-    keep = values >= float(threshold)
-    order = np.argsort(-values[keep], kind="stable")
-    pairs = [(int(a), int(b), float(s)) for a, b, s in
-             zip(i[keep][order], j[keep][order], values[keep][order])]
-    # groups: connected components of the "similar" graph (union-find)
-    parent = list(range(len(flat)))
-
-    def find(a: int) -> int:
-        while parent[a] != a:
-            parent[a] = parent[parent[a]]
-            a = parent[a]
-        return a
-
-    for a, b, _ in pairs:
-        parent[find(a)] = find(b)
-    members: dict[int, list[int]] = {}
-    for a in sorted({x for p in pairs for x in p[:2]}):
-        members.setdefault(find(a), []).append(a)
-    groups = sorted((sorted(g) for g in members.values()), key=lambda g: (-len(g), g))
-    return RedundancyReport(similarity=sim, threshold=float(threshold),
-                            sign_invariant=bool(sign_invariant), pairs=pairs, groups=groups,
-                            zero_filters=[int(c) for c in np.flatnonzero(zero)])
-
-
 def strongest_filters(maps, layout: str | None = None, k: int = 5) -> list[tuple[int, float]]:
     """Channels ranked by mean activation: ``[(channel, mean), ...]``, strongest first.
 
@@ -393,28 +301,6 @@ def strongest_filters(maps, layout: str | None = None, k: int = 5) -> list[tuple
     means = maps.mean(axis=axes, dtype=np.float64)
     order = np.argsort(-means, kind="stable")[: int(k)]
     return [(int(c), float(means[c])) for c in order]
-
-
-def top_images_for_filter(maps, channel: int, *, layout: str | None = None, k: int = 9,
-                          score: str = "max") -> tuple[np.ndarray, np.ndarray]:
-    """The ``k`` samples whose maps excite ``channel`` most: ``(indices, scores)``, best first.
-
-    ``maps`` is one batch ``[N, C, H, W]`` / ``[N, H, W, C]`` or an iterable of such batches
-    (streamed: only the best ``k`` are kept; indices count across batches, in order).
-    ``score``: ``"max"`` (strongest single position: "somewhere in the image") or ``"mean"``
-    (average over the map: "all over the image").
-    """
-    if score not in _SCORES:
-        raise ValueError(f"score must be one of {_SCORES}, got {score!r}")
-    batches: Iterable = [maps] if hasattr(maps, "shape") else maps
-    top = TopK(k)
-    for batch in batches:
-        means, maxes = per_sample_reductions(batch, layout)
-        values = maxes if score == "max" else means
-        if not -values.shape[1] <= channel < values.shape[1]:
-            raise IndexError(f"channel {channel} out of range: {values.shape[1]} channels")
-        top.update(values[:, channel])
-    return top.result()
 
 
 def iter_batches(images, batch_size: int, convert):

@@ -266,7 +266,7 @@ class Sandbox:
             "TF_CPP_MIN_LOG_LEVEL": "3", "MALLOC_ARENA_MAX": "2",
             "OMP_NUM_THREADS": threads, "MKL_NUM_THREADS": threads,
             "OPENBLAS_NUM_THREADS": threads, "TF_NUM_INTRAOP_THREADS": threads,
-            "CNN_COURSE_GRADING": "1", "GRADE_KERNEL_TOKEN": self.token,
+            "GRADE_KERNEL_TOKEN": self.token,
         }
         torch_home = Path("~/.cache/torch").expanduser()
         if torch_home.is_dir():

@@ -12,7 +12,12 @@
 ``maximize_activation(model, ...)``  an input optimised to excite one channel
 ``scan_dead_filters(model, ...)``    streamed per-channel statistics over a data set
 ``FilterSnapshots``                  a layer's filters recorded every epoch (Keras callback)
+``clear_cache(model=None)``           forget the sub-models the helpers built and compiled
 ====================================  =============================================================
+
+Layer names reach into nested models (a ``keras.applications`` backbone inside a classifier) as
+``"backbone/layer"``, in every helper. The building blocks behind that (``get_layer``,
+``submodel``, the one cache) are in :mod:`utils.tensorflow._blocks`.
 
 Importing this module imports TensorFlow quietly, after torch and torchvision.
 """
@@ -21,6 +26,7 @@ from utils._import_order import import_tensorflow
 
 import_tensorflow()
 
+from utils.tensorflow._blocks import clear_cache
 from utils.tensorflow.capture import (
     activation_model,
     feature_maps,
@@ -47,6 +53,7 @@ __all__ = [
     "MODEL_NAMES",
     "activation_model",
     "channel_activation",
+    "clear_cache",
     "conv_filters",
     "feature_maps",
     "FilterSnapshots",

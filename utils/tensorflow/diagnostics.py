@@ -4,7 +4,7 @@ one layer fires. :mod:`utils.pytorch.diagnostics` has the same function for PyTo
 The mechanism is an activation sub-model, built once and reused for every batch, whose output is
 reduced inside the same compiled function::
 
-    sub = keras.Model(model.inputs, model.get_layer("conv2").output)
+    sub = keras.Model(model.inputs, model.get_layer("conv2").output)   # utils: submodel()
 
     @tf.function
     def summarise(x):                                   # x: [B, H, W, C]
@@ -20,39 +20,33 @@ of images.
 
 from __future__ import annotations
 
-import weakref
-
-from utils.layers import UnknownLayerError
 from utils.stats import ChannelStats, DeadFilterScan, count_batches, dead_filters, iter_batches
-from utils.tensorflow.capture import _cached_activation_model, keras, tf, to_input
+from utils.tensorflow._blocks import cached, check_graph_model, get_layer, submodel
+from utils.tensorflow.capture import tf, to_input
 
 __all__ = ["scan_dead_filters"]
-
-_REDUCERS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
 def _reducer(model, layer: str, input_shape: tuple):
     """A compiled function batch -> (per-sample spatial means, maxima) ``[B, C]``; cached per
     model, layer and input shape so a second scan compiles nothing."""
-    per_model = _REDUCERS.setdefault(model, {})
-    key = (layer, input_shape)
-    if key not in per_model:
-        sub = _cached_activation_model(model, (layer,), input_shape)
+
+    def build():
+        sub = submodel(model, [layer], input_shape=input_shape)
+        rank = len(sub.outputs[0].shape)
+        if rank not in (2, 4):
+            raise ValueError(f"layer {layer!r} outputs rank {rank}; expected [N, H, W, C] or [N, C]")
 
         @tf.function(input_signature=[tf.TensorSpec((None, *input_shape), tf.float32)])
         def summarise(x):
             maps = sub(x, training=False)
-            if isinstance(maps, (list, tuple)):
-                maps = maps[0]
-            if maps.shape.rank == 4:
+            if rank == 4:
                 return tf.reduce_mean(maps, axis=[1, 2]), tf.reduce_max(maps, axis=[1, 2])
-            if maps.shape.rank == 2:
-                return maps, maps
-            raise ValueError(f"layer {layer!r} outputs rank {maps.shape.rank}; expected "
-                             "[N, H, W, C] or [N, C]")
+            return maps, maps
 
-        per_model[key] = summarise
-    return per_model[key]
+        return summarise
+
+    return cached(model, ("scan_dead_filters", layer, input_shape), build)
 
 
 def scan_dead_filters(model, layer: str, images, *, batch_size: int = 256,
@@ -63,7 +57,8 @@ def scan_dead_filters(model, layer: str, images, *, batch_size: int = 256,
 
     Args:
         model: a functional or Sequential Keras model; it runs with ``training=False``.
-        layer: a layer name (see ``layer_names(model)``), usually a conv or its ReLU.
+        layer: a layer name (see ``layer_names(model)``), usually a conv or its ReLU;
+            ``"backbone/layer"`` inside a nested model.
         images: NumPy ``[N, H, W, C]``, a ``tf.Tensor`` or an iterable of batches
             (e.g. a ``tf.data.Dataset``).
         batch_size, fire_threshold, min_fraction, top_k, progress: as in
@@ -75,12 +70,8 @@ def scan_dead_filters(model, layer: str, images, *, batch_size: int = 256,
     # the plain text bar: works in a terminal and a notebook, needs no widgets
     from tqdm import tqdm
 
-    if not isinstance(model, keras.Model):
-        raise TypeError(f"expected a keras.Model, got {type(model).__name__}")
-    if not isinstance(layer, str) or layer not in {lay.name for lay in model.layers}:
-        from utils.tensorflow.capture import layer_names
-
-        raise UnknownLayerError(layer, layer_names(model), f"Keras model {model.name!r}")
+    check_graph_model(model)
+    get_layer(model, layer)  # a bad name fails before the first batch, with the closest match
     stats = ChannelStats(fire_threshold=fire_threshold, top_k=top_k)
     summarise = None
     batches = iter_batches(images, batch_size, to_input)

@@ -6,13 +6,8 @@ import numpy as np
 
 from utils.layers import UnknownLayerError
 from utils.layout import keras_kernel_to_torch
-from utils.tensorflow.capture import NESTED_SEPARATOR, keras, layer_names
-
-
-def _get_layer(model, name: str):
-    head, sep, rest = name.partition(NESTED_SEPARATOR)
-    layer = model.get_layer(head)
-    return _get_layer(layer, rest) if sep else layer
+from utils.tensorflow._blocks import get_layer, layer_names
+from utils.tensorflow.capture import keras
 
 
 def conv_filters(model, layer: str) -> np.ndarray:
@@ -21,16 +16,18 @@ def conv_filters(model, layer: str) -> np.ndarray:
     Keras stores a ``Conv2D`` kernel as ``[kh, kw, in, out]`` and a ``DepthwiseConv2D`` kernel as
     ``[kh, kw, channels, multiplier]``; both are converted to PyTorch's layout, the course's
     canonical one, so the two frameworks' filters can be compared and plotted alike.
+    ``"backbone/Conv1"`` reads a conv inside a nested model.
     """
-    convs = layer_names(model, kind="conv")
     try:
-        module = _get_layer(model, layer)
-    except ValueError:
-        raise UnknownLayerError(layer, convs, f"Keras model {model.name!r}") from None
+        module = get_layer(model, layer)
+    except UnknownLayerError:  # suggest the closest *conv* layer: the only kind that has filters
+        raise UnknownLayerError(layer, layer_names(model, kind="conv"),
+                                f"Keras model {model.name!r}") from None
     if isinstance(module, keras.layers.DepthwiseConv2D):
         return keras_kernel_to_torch(np.asarray(module.kernel), depthwise=True)
     if isinstance(module, keras.layers.Conv2D):
         return keras_kernel_to_torch(np.asarray(module.kernel))
+    convs = layer_names(model, kind="conv")
     raise TypeError(
         f"layer {layer!r} is a {type(module).__name__}, not a Conv2D or DepthwiseConv2D; conv layers "
         f"are: {', '.join(convs[:20])}{' ...' if len(convs) > 20 else ''}"

@@ -19,50 +19,43 @@ costs about as much again as the forward pass itself). Same name and signature a
 
 from __future__ import annotations
 
-import weakref
-
 import numpy as np
 
 from utils._import_order import import_tensorflow
 from utils.gradcam import GradCAMResult, check_class_index
-from utils.layers import UnknownLayerError
-from utils.tensorflow.capture import layer_names, to_input
+from utils.tensorflow._blocks import cached, get_layer, shape_if_unbuilt, submodel
+from utils.tensorflow.capture import to_input
 
 tf = import_tensorflow()
-import keras  # (after the import-order guard)
 
 __all__ = ["GradCAMResult", "gradcam", "gradcam_model"]
 
-_CACHE: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
-
-def gradcam_model(model, layer: str):
+def gradcam_model(model, layer: str, input_shape=None):
     """``keras.Model(model.inputs, [output of layer, model output])``: the sub-model Grad-CAM
-    differentiates. It shares ``model``'s layers and weights; built once per (model, layer)."""
-    return _cached(model, layer)[0]
+    differentiates, built with :func:`utils.tensorflow._blocks.submodel` so that ``layer`` may lie
+    inside a nested model (``"backbone/out_relu"``) and the logits are computed *from* that
+    layer's output. It shares ``model``'s layers and weights; built once per (model, layer)."""
+    return _cached(model, layer, input_shape)[0]
 
 
-def _cached(model, layer: str):
+def _cached(model, layer: str, input_shape=None):
     """(sub-model, compiled Grad-CAM function) for ``model`` and ``layer``, built on first use."""
-    per_model = _CACHE.setdefault(model, {})
-    if layer not in per_model:
-        try:
-            target = model.get_layer(layer)
-        except (ValueError, TypeError):
-            raise UnknownLayerError(layer, layer_names(model), f"Keras model {model.name!r}") from None
-        if len(target.output.shape) != 4:
+    get_layer(model, layer)  # an unknown name fails before anything is built, with the closest match
+
+    def build():
+        grad_model = submodel(model, [layer], with_output=True, input_shape=input_shape)
+        if len(grad_model.outputs[0].shape) != 4:
             raise ValueError(
                 f"Grad-CAM needs a layer with feature maps [N, h, w, C]; {layer!r} gives "
-                f"{tuple(target.output.shape)}"
+                f"{tuple(grad_model.outputs[0].shape)}"
             )
-        inputs = model.inputs[0] if len(model.inputs) == 1 else model.inputs  # a list warns on call
-        grad_model = keras.Model(inputs, [target.output, model.outputs[0]])
 
         @tf.function(reduce_retracing=True)
         def compute(x, classes):  # classes: int64 [N]; -1 = "the top-1 class of this image"
             with tf.GradientTape() as tape:
                 tape.watch(x)  # records the graph even when every weight is frozen (trainable=False)
-                activations, logits = grad_model(x, training=False)
+                activations, logits = grad_model(x, training=False)[:2]
                 classes = tf.where(classes < 0, tf.argmax(logits, axis=1), classes)
                 score = tf.reduce_sum(tf.gather(logits, classes, axis=1, batch_dims=1))
             grads = tape.gradient(score, activations)  # [N, h, w, C]
@@ -70,18 +63,21 @@ def _cached(model, layer: str):
             heatmaps = tf.nn.relu(tf.reduce_sum(weights * activations, axis=-1))  # [N, h, w]
             return heatmaps, classes, logits
 
-        per_model[layer] = (grad_model, compute)
-    return per_model[layer]
+        return grad_model, compute
+
+    # Keyed by input shape only for a model that does not know its own (a Sequential never built).
+    return cached(model, ("gradcam", layer, input_shape), build)
 
 
 def gradcam(model, layer: str, images, class_index=None) -> GradCAMResult:
     """Grad-CAM heatmaps of ``layer`` for a batch of images.
 
     Args:
-        model: a functional Keras classifier returning logits ``[N, classes]`` (run with
-            ``training=False``).
+        model: a functional or ``Sequential`` Keras classifier returning logits
+            ``[N, classes]`` (run with ``training=False``); it may hold a nested backbone.
         layer: name of the layer whose output is explained (see ``layer_names``), usually a late
-            one: ``"_relu1"`` (EfficientNet-Lite0's head, 7 x 7) or ``"_blocks.15"``.
+            one: ``"_relu1"`` (EfficientNet-Lite0's head, 7 x 7) or ``"_blocks.15"``; inside a
+            nested backbone ``"backbone/out_relu"``, or the backbone's name for its output.
         images: preprocessed NumPy batch ``[N, H, W, 3]`` (:func:`utils.preprocess.preprocess`)
             or a ``tf.Tensor``.
         class_index: ``None`` explains each image's top-1 class; an ``int`` the same class for all
@@ -92,9 +88,9 @@ def gradcam(model, layer: str, images, class_index=None) -> GradCAMResult:
         raw maps, ``ReLU(sum_k w_k A_k)`` with ``w_k`` the spatial mean of the gradient of the class
         logit with respect to channel ``k`` of the layer's output ``A``.
     """
-    _, compute = _cached(model, layer)
     x = to_input(images)
-    chosen = check_class_index(class_index, int(x.shape[0]), int(model.outputs[0].shape[-1]))
+    grad_model, compute = _cached(model, layer, shape_if_unbuilt(model, x.shape[1:]))
+    chosen = check_class_index(class_index, int(x.shape[0]), int(grad_model.outputs[1].shape[-1]))
     classes = np.full(int(x.shape[0]), -1, np.int64) if chosen is None else chosen
     heatmaps, classes, logits = compute(x, tf.constant(classes))
     return GradCAMResult(
@@ -102,3 +98,4 @@ def gradcam(model, layer: str, images, class_index=None) -> GradCAMResult:
         classes.numpy().astype(np.int64),
         logits.numpy().astype(np.float32),
     )
+

