@@ -16,7 +16,7 @@ export TF_CPP_MIN_LOG_LEVEL := 3
 export PYTHONWARNINGS := ignore::DeprecationWarning
 export MPLBACKEND := Agg
 
-.PHONY: help env lab book test test-fast lint exercises check-exercises bench browser sandbox slurm grade venv clean
+.PHONY: help env lab lab-command book test test-fast lint exercises check-exercises bench mutation browser sandbox slurm grade venv clean
 
 help:
 	@echo "make book    build the website into _build/html (executes every lesson)"
@@ -24,6 +24,7 @@ help:
 	@echo "make lab     open JupyterLab on the lessons and exercises"
 	@echo "make exercises   regenerate exercises/ from solutions/"
 	@echo "make bench   run the benchmarks in benchmarks/"
+	@echo "make mutation    mutation testing of the pure modules (benchmarks/results/mutation.json)"
 	@echo "virtual environment: $(VENV)"
 
 # No prerequisite on requirements.txt: its hash is in $(VENV)'s path already, and a fresh clone's
@@ -66,20 +67,44 @@ book: env
 	$(PY) -m coursekit.build_book
 	@echo "Website: $(CURDIR)/_build/html/index.html"
 
+# JupyterLab on the lessons and exercises, in the course's environment. Jupyter refuses to start
+# as root (containers, cloud VMs) unless told --allow-root, so root gets the flag. Extra options:
+# `make lab LAB_ARGS="--port=9999 --no-browser"`. tests/test_lab.py starts $(LAB_CMD) as printed
+# by `make lab-command`.
+LAB_CMD = $(VENV)/bin/jupyter lab --notebook-dir=$(CURDIR)$(if $(filter 0,$(shell id -u)), --allow-root)
+lab: env
+	$(LAB_CMD) $(LAB_ARGS)
+
+lab-command:
+	@echo '$(LAB_CMD)'
+
 # Unit, grader and website tests, plus nbval over every lesson and solution notebook: lax mode
 # compares only cells marked `# NBVAL_CHECK_OUTPUT` (the lessons' agreement checks) and requires
 # every other cell to run without error. exercises/ is not run (its stubs fail by design), nor are
 # the grader's deliberately broken submissions in tests/fixtures/.
-# JupyterLab on the lessons and exercises, in the course's environment.
-lab: env
-	$(VENV)/bin/jupyter lab --notebook-dir=$(CURDIR)
-
 test: env browser sandbox slurm
 	$(PY) -m pytest tests book solutions --ignore=tests/fixtures \
 	  --nbval-lax --nbval-current-env --nbval-cell-timeout=300
 
+# Everything but the tests marked slow (over ~5 s each: grader batches, kernels, subprocesses,
+# notebook execution, training) or browser: under 2 minutes on a 2-core machine.
 test-fast: env
 	$(PY) -m pytest tests -m "not slow and not browser"
+
+# Mutation testing (benchmarks/mutation.py): not part of `make test`. mutmut lives in its own small
+# environment next to the course's, which it sees through a .pth link (requirements.txt and the
+# course environment stay as they are).
+MUTMUT_VENV := $(VENV)-mutation
+MUTMUT_STAMP := $(MUTMUT_VENV)/.installed-mutmut-3.8.1
+$(MUTMUT_STAMP): $(STAMP)
+	$(PY) -m venv $(MUTMUT_VENV)
+	$(PY) -c "import sysconfig; print(sysconfig.get_paths()['purelib'])" > \
+	  "$$($(MUTMUT_VENV)/bin/python -c "import sysconfig; print(sysconfig.get_paths()['purelib'])")/_course_venv.pth"
+	$(MUTMUT_VENV)/bin/python -m pip install --quiet "mutmut==3.8.1"
+	touch $(MUTMUT_STAMP)
+
+mutation: env $(MUTMUT_STAMP)
+	$(MUTMUT_VENV)/bin/python benchmarks/mutation.py
 
 lint: env
 	$(VENV)/bin/ruff check utils coursekit tests benchmarks

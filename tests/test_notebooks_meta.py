@@ -2,7 +2,7 @@
 
 Every notebook in ``book/``:
 * is named ``NN_slug.ipynb``, has one ``# Title``, "What you will learn" and "What you can now do";
-* starts its code with ``import utils`` (the import-order guard);
+* starts its code (after the Colab set-up cell) with ``import utils`` (the import-order guard);
 * pairs its framework cells: each run of ``pytorch``-tagged code cells is immediately followed by
   ``tensorflow``-tagged twins (the website turns each run into one tab group);
 * ends its code with a ``# NBVAL_CHECK_OUTPUT`` cell whose committed output is stable text;
@@ -21,6 +21,7 @@ import yaml
 from sphinx.util.matching import patmatch
 
 from coursekit.notebooks import CHECK_MARKER, is_stripped
+from coursekit.setup_cell import CELL_ID as SETUP_CELL_ID
 
 ROOT = Path(__file__).resolve().parents[1]
 LESSONS = sorted((ROOT / "book").glob("*.ipynb"))
@@ -98,7 +99,9 @@ def test_name_title_and_learning_goals(path):
 
 @lessons
 def test_first_code_cell_imports_utils(path):
-    code = [c for c in _read(path).cells if c.cell_type == "code"]
+    # The Colab/Binder set-up cell (coursekit.setup_cell, checked in tests/test_colab.py) comes
+    # first and imports nothing of the course; the lesson's own code starts right after it.
+    code = [c for c in _read(path).cells if c.cell_type == "code" and c.get("id") != SETUP_CELL_ID]
     assert code, "no code cells"
     first = [ln for ln in code[0].source.splitlines() if ln.strip() and not ln.startswith("#")]
     assert first and re.match(r"import utils\b", first[0]), \
