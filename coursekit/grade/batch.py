@@ -53,7 +53,10 @@ from coursekit.grade.source import SourceNotebook, load_sources
 
 GRADER_VERSION = "1"
 CHECKOUT = Path(__file__).resolve().parents[2]
-DEFAULT_SOURCE = CHECKOUT / "solutions"
+# The course folder's solutions/: the current folder's when there is one (a pip-installed
+# coursekit lives in site-packages, far from any course), else the checkout this file is in.
+DEFAULT_SOURCE = (Path("solutions").resolve() if Path("solutions").is_dir()
+                  else CHECKOUT / "solutions")
 _WORKER_RETRIES = 1
 
 

@@ -391,7 +391,8 @@ def load_sources(folder: str | Path) -> list[SourceNotebook]:
     """All source notebooks of ``folder`` (sorted by name); raises SourceError for a bad one."""
     folder = Path(folder)
     if not folder.is_dir():
-        raise SourceError(f"source folder {folder} does not exist")
+        raise SourceError(f"source folder {folder} does not exist (run from the course's "
+                          "folder, or give the solutions with --source DIR)")
     paths = sorted(p for p in folder.glob("*.ipynb") if not p.name.startswith("."))
     if not paths:
         raise SourceError(f"source folder {folder} holds no notebooks")
