@@ -8,7 +8,7 @@ Targets (issue 11):
 * a class of 20 (correct, half-right, untouched and crashing submissions, made from the source by
   ``_submissions.py``) grades at least 1.6x faster with ``--jobs 2`` than with ``--jobs 1``;
 * our grader is faster than nbgrader's ``autograde`` on the same class (through
-  ``coursekit.nbgrader_export``), when nbgrader is installed (``--nbgrader PYTHON``).
+  ``coursekit.nbgrader_export``), when an nbgrader environment exists (``--nbgrader ENV``).
 
 Every timing runs in this process, so interpreter start-up is on neither side; the sandbox is
 the strongest this machine gives (bubblewrap in CI). Ratios come from one run of this script:
@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -93,19 +94,45 @@ def one_notebook(name: str, tmp: Path) -> dict:
             "ratio": round(graded / plain, 3)}
 
 
-def nbgrader_seconds(python: str, name: str, subs: Path, work: Path) -> float | None:
-    """nbgrader's own ``autograde`` of the class, through our export (None if unavailable)."""
-    command = [python, "-m", "coursekit.nbgrader_export", "--benchmark-autograde",
-               str(SOLUTIONS / name), str(subs), str(work / "nbgrader")]
+def nbgrader_seconds(env: Path, name: str, subs: Path, work: Path) -> tuple[float | None, int]:
+    """nbgrader's own ``autograde`` of the class, through our export: its seconds (None when it
+    fails as a whole) and the number of students it could not grade.
+
+    ``env`` is an environment with nbgrader over this project's packages (tests/test_nbgrader.py
+    builds one in ~/.cache/cnn-course/). The class's notebooks are our generated exercises,
+    which equal nbgrader's release cell for cell (that test checks it), so they are submitted
+    as they are. Export and generate_assignment are not timed; autograde is.
+    """
+    from coursekit.grade.source import load_source as load
+    from coursekit.nbgrader_export import export, grade_id
+
+    course, assignment = work / "nbgrader", grade_id(Path(name).stem)
+    export([load(SOLUTIONS / name)], course, state_dir=work / "state", log=lambda *_: None)
+    environ = dict(os.environ, PATH=f"{env / 'bin'}:{os.environ['PATH']}",
+                   JUPYTER_CONFIG_DIR=str(course / ".jupyter-config"))
+    nbgrader = [str(env / "bin" / "nbgrader")]
+    subprocess.run([*nbgrader, "generate_assignment", assignment], cwd=course, env=environ,
+                   check=True, capture_output=True)
+    for student in subs.iterdir():
+        folder = course / "submitted" / student.name / assignment
+        folder.mkdir(parents=True)
+        shutil.copy(student / name, folder / name)
     start = time.perf_counter()
-    done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True)
-    if done.returncode != 0:
-        print(f"nbgrader run failed: {done.stderr[-2000:]}", file=sys.stderr)
-        return None
-    return time.perf_counter() - start
+    done = subprocess.run([*nbgrader, "autograde", assignment], cwd=course, env=environ,
+                          capture_output=True, text=True)
+    seconds = time.perf_counter() - start
+    # autograde goes on after a student it cannot process (a killed kernel) and exits 1 at the
+    # end; the time still covers the whole class. Count those students for the table.
+    failed = len(set(re.findall(r"error processing assignment '[^']*' for student '([^']*)'",
+                                done.stdout + done.stderr)))
+    if done.returncode != 0 and not failed:
+        print(f"nbgrader autograde failed: {done.stdout[-2000:]}{done.stderr[-2000:]}",
+              file=sys.stderr)
+        return None, failed
+    return seconds, failed
 
 
-def one_class(name: str, size: int, tmp: Path, nbgrader: str | None) -> dict:
+def one_class(name: str, size: int, tmp: Path, nbgrader: Path | None) -> dict:
     """A class of ``size`` mixed submissions with --jobs 1 and 2 (and nbgrader)."""
     source = load_source(SOLUTIONS / name)
     work = tmp / f"class-{source.path.stem}"
@@ -118,12 +145,17 @@ def one_class(name: str, size: int, tmp: Path, nbgrader: str | None) -> dict:
            "jobs1_s": round(jobs1, 2), "jobs2_s": round(jobs2, 2),
            "speedup": round(jobs1 / jobs2, 3)}
     if nbgrader:
-        theirs = nbgrader_seconds(nbgrader, name, work / "subs", work)
+        theirs, failed = nbgrader_seconds(nbgrader, name, work / "subs", work)
         if theirs is not None:
-            row.update(nbgrader_autograde_s=round(theirs, 2),
+            row.update(nbgrader_autograde_s=round(theirs, 2), nbgrader_students_failed=failed,
                        nbgrader_over_ours_jobs1=round(theirs / jobs1, 3),
                        nbgrader_over_ours_jobs2=round(theirs / jobs2, 3))
     return row
+
+
+def _nbgrader_env() -> Path | None:
+    found = sorted((Path.home() / ".cache" / "cnn-course").glob("nbgrader-*/COMPLETE"))
+    return found[-1].parent if found else None
 
 
 def _print(rows: list[dict], columns: list[str]) -> None:
@@ -140,8 +172,9 @@ def main() -> None:
     parser.add_argument("--class-notebooks",
                         default="00_warmup.ipynb,01_filters_and_maps_pytorch.ipynb")
     parser.add_argument("--class-size", type=int, default=20)
-    parser.add_argument("--nbgrader", metavar="PYTHON",
-                        help="an interpreter with nbgrader and this project (for the comparison)")
+    parser.add_argument("--nbgrader", metavar="ENV", type=Path, default=_nbgrader_env(),
+                        help="an environment with nbgrader over this project (default: the one "
+                        "tests/test_nbgrader.py caches, if it exists)")
     args = parser.parse_args()
     names = (sorted(p.name for p in SOLUTIONS.glob("*.ipynb")) if args.notebooks == "all"
              else args.notebooks.split(","))
@@ -153,7 +186,8 @@ def main() -> None:
     _print(singles, ["notebook", "execute_s", "grade_s", "ratio"])
     print()
     _print(classes, ["notebook", "students", "jobs1_s", "jobs2_s", "speedup",
-                     "nbgrader_autograde_s", "nbgrader_over_ours_jobs1"])
+                     "nbgrader_autograde_s", "nbgrader_over_ours_jobs1",
+                     "nbgrader_students_failed"])
     result = {
         "machine": {**machine(), "isolation": detect_isolation("auto").describe(),
                     "load_average_1min": os.getloadavg()[0]},
