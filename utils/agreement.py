@@ -1,29 +1,66 @@
 """Do a PyTorch model and its Keras twin compute the same thing? Compare them layer by layer.
 
-For each layer: bring both activations to one layout (channels last), then report
+Both frameworks compute in float32, and neither gets exact answers: every operation rounds its
+result to 24 significant bits, and the two frameworks (and each CPU, each thread count) round in
+different places. So two correct programs never agree exactly, and the question is *how close is
+close enough*. A fixed tolerance on the relative error ``max |a - b| / max |a|`` cannot answer it
+on every machine: how much rounding error a layer carries depends on the kernels the CPU runs and
+on the layer itself. After a ReLU6 the layer's scale is capped at 6, while the rounding error
+carried from before the clip is not. Measured over every layer of the correct Lite0 twin on the
+four sample images, the worst relative error ranged from 1.4e-5 to 2.3e-5 with the back-end, and
+which layers crossed 1e-5 changed with it.
 
-* the shape (a mismatch fails at once),
-* ``max |a - b|``, the largest absolute difference, and
-* ``max |a - b| / max |a|``, the same *relative to the layer's scale* (``a`` is PyTorch's output).
-  Activations grow and shrink from layer to layer, so only the relative error can be held to one
-  tolerance. It is never a signed difference: errors of opposite sign must not cancel.
+The verdict therefore asks: **does the twin agree as well as float32 allows?** The yardstick is
+PyTorch itself. The PyTorch model is run a second time in float64 (a copy, ``.double()``), whose
+rounding error (~1e-16) is negligible here: that is the *reference*. For each layer
 
-A layer passes when its relative error is at most ``tol`` (1e-5 by default: float32 twins that
-compute the same function differ by a few 1e-6 through rounding; a porting bug gives 1e-3 or more).
-Everything runs in float32 with TF32 disabled (on a GPU TF32 alone would cost ~1e-3).
+* ``torch_error`` = ``max |PyTorch float32 - reference| / max |reference|``: what float32 costs;
+* ``twin_error``  = ``max |Keras twin - reference| / max |reference|``: what the twin is off by;
+* the layer passes when ``twin_error <= FACTOR * torch_error + FLOOR_EPS * eps``, with
+  ``eps = 2**-23`` (float32's relative precision). The floor covers layers where PyTorch happens
+  to be (almost) exact, e.g. all-zero maps. Both errors are measured against the same reference,
+  so a ReLU6 cap or a large layer scale affects them equally and cancels out of the comparison.
+
+FACTOR = 16 and FLOOR_EPS = 16 come from measurements on the course's three models (pretrained
+EfficientNet-Lite0, ResNet-18 with random BatchNorm statistics, the MNIST CNN) on the four sample
+images, under every numeric back-end the tests imitate (``ATEN_CPU_CAPABILITY``,
+``ONEDNN_MAX_CPU_ISA``, ``TF_ENABLE_ONEDNN_OPTS``, 1 or 2 threads): a correct twin's error was at
+most 4.8 times PyTorch's own and used at most 0.26 of its allowance, while each planted porting
+bug (wrong BatchNorm epsilon, reshaped kernel, symmetric padding) exceeded its allowance at least
+260 times at the first layer it touches.
+
+The criterion compares like with like: it assumes a layer does comparable float32 arithmetic in
+both frameworks, as the layers of the course's twins do. A value that one framework sums much less
+exactly than the other is not a porting bug but fails it anyway: the mean of a 112 x 112 map, for
+example, is ~1 eps off in ``torch.mean`` and ~40 eps off in Keras' ``GlobalAveragePooling2D``.
+Compare such values with the fallback below.
+
+The table also shows, as information, the direct comparison of the two float32 results:
+``max |a - b|`` (the largest absolute difference) and ``max |a - b| / max |a|`` (the same relative
+to the layer's scale, with ``a`` PyTorch's output). Both are absolute differences, never signed:
+errors of opposite sign must not cancel.
 
 Two entry points::
 
     report = check_agreement(torch_model, keras_model, ["_conv_stem", "_blocks.3"], images)
-    report = compare_activations(torch_maps, keras_maps)       # maps you captured yourself
+    report = compare_activations(torch_maps, keras_maps, reference=reference_maps(
+        torch_model, ["_conv_stem", "_blocks.3"], images))      # maps you captured yourself
     report.passed          # True / False
     print(report)          # table with the numbers
     print(report.stable_text())   # PASS/FAIL per layer, no raw floats (for notebook tests)
+
+``compare_activations(torch_maps, keras_maps)`` *without* a reference cannot know what float32
+allows, and falls back to a fixed relative tolerance (``FALLBACK_TOL`` = 1e-4, about 4 times the
+largest relative error of a correct twin measured, 2.3e-5); the report says so. It is a quick
+check, not a proof: a twin can pass it on one machine and fail it on another.
+``check_agreement`` and ``reference_maps`` run with TF32 disabled (on a GPU TF32 alone would cost
+~1e-3).
 """
 
 from __future__ import annotations
 
 import contextlib
+import copy
 import dataclasses
 import math
 from collections.abc import Iterable, Mapping
@@ -35,13 +72,20 @@ from utils._import_order import import_tensorflow
 from utils.layers import as_name_list, call_key
 from utils.layout import as_numpy, to_channels_last
 
-DEFAULT_TOL = 1e-5
+FACTOR = 16.0
+FLOOR_EPS = 16.0
+FLOAT32_EPS = float(np.finfo(np.float32).eps)  # 2**-23 = 1.19e-07
+FALLBACK_TOL = 1e-4
+DEFAULT_TOL = FALLBACK_TOL  # the name used before the float64 criterion
 
 
 @dataclass(frozen=True)
 class AgreementRow:
-    """One compared layer. ``shape`` is channels-last; errors are NaN when the shapes differ
-    or a side is missing (``note`` says which)."""
+    """One compared layer. ``shape`` is channels-last. ``max_abs_error`` and ``rel_error``
+    compare the two float32 results directly; ``torch_error`` and ``twin_error`` are each
+    framework's error against the float64 reference, relative to the layer's scale, and
+    ``allowed`` the largest ``twin_error`` that passes (all three NaN without a reference).
+    Errors are NaN when the shapes differ or a side is missing (``note`` says which)."""
 
     layer: str
     shape: tuple
@@ -49,15 +93,17 @@ class AgreementRow:
     rel_error: float
     passed: bool
     note: str = ""
+    torch_error: float = math.nan
+    twin_error: float = math.nan
+    allowed: float = math.nan
 
-
-def _bucket(value: float, tol: float) -> str:
-    """A jitter-free label for a relative error: ``"< tol"`` when it passes, else the decade."""
-    if value <= tol:
-        return f"<= {tol:.0e}"
-    if not math.isfinite(value):
-        return "n/a"
-    return f">= 1e{math.floor(math.log10(value)):+03d}"
+    @property
+    def usage(self) -> float:
+        """How much of its allowance the layer uses: ``twin_error / allowed`` (``<= 1``
+        passes); infinite for a failed shape or a missing side."""
+        if math.isnan(self.twin_error):
+            return math.nan if self.passed else math.inf
+        return self.twin_error / self.allowed
 
 
 class AgreementReport:
@@ -65,13 +111,17 @@ class AgreementReport:
 
     Attributes:
         rows: list of :class:`AgreementRow`, in the order the layers were given.
-        tol: the relative-error tolerance each layer was held to.
+        tol: ``None`` when every layer was judged against the float64 reference (the criterion
+            of this module); else the fixed relative tolerance of the fallback.
+        factor, floor: the criterion's constants (see the module docstring).
         passed: ``True`` when every layer passed (and there is at least one).
     """
 
-    def __init__(self, rows: list[AgreementRow], tol: float):
+    def __init__(self, rows, tol: float | None = None, *, factor=FACTOR, floor=FLOOR_EPS):
         self.rows = list(rows)
         self.tol = tol
+        self.factor = factor
+        self.floor = floor
 
     @property
     def passed(self) -> bool:
@@ -82,9 +132,11 @@ class AgreementReport:
 
     @property
     def worst(self) -> AgreementRow | None:
-        """The row with the largest relative error (failed shape/missing rows first)."""
+        """The row closest to failing, or failing by most (failed shape/missing rows first)."""
         if not self.rows:
             return None
+        if self.tol is None:
+            return max(self.rows, key=lambda r: math.inf if math.isnan(r.usage) else r.usage)
         return max(self.rows, key=lambda r: math.inf if math.isnan(r.rel_error) else r.rel_error)
 
     def _width(self) -> int:
@@ -92,36 +144,42 @@ class AgreementReport:
 
     def __str__(self) -> str:
         w = self._width()
-        lines = [
-            f"{'layer':<{w}}  {'shape (channels last)':<22} {'max abs err':>11} {'rel err':>9}  result",
-            "-" * (w + 59),
-        ]
+        head = f"{'layer':<{w}}  {'shape (channels last)':<22} {'max abs err':>11} {'rel err':>9}"
+        if self.tol is None:
+            head += f"  {'PyTorch f32':>11} {'twin':>9} {'allowed':>9}"
+        lines = [head + "  result", "-" * (len(head) + 8)]
         for r in self.rows:
-            result = "PASS" if r.passed else "FAIL"
+            line = f"{r.layer:<{w}}  {r.shape!s:<22} {r.max_abs_error:>11.2e} {r.rel_error:>9.2e}"
+            if self.tol is None:
+                line += f"  {r.torch_error:>11.2e} {r.twin_error:>9.2e} {r.allowed:>9.2e}"
             note = f"  ({r.note})" if r.note else ""
-            lines.append(
-                f"{r.layer:<{w}}  {r.shape!s:<22} {r.max_abs_error:>11.2e} {r.rel_error:>9.2e}"
-                f"  {result}{note}"
-            )
+            lines.append(f"{line}  {'PASS' if r.passed else 'FAIL'}{note}")
         lines.append(self._summary())
         return "\n".join(lines)
+
+    def rule(self) -> str:
+        """The criterion in words (stable: constants only)."""
+        if self.tol is None:
+            return (
+                f"vs float64 PyTorch, twin error <= {self.factor:g} x PyTorch float32 error "
+                f"+ {self.floor:g} eps"
+            )
+        return f"fixed relative tolerance {self.tol:.0e}, no float64 reference"
 
     def _summary(self) -> str:
         bad = sum(not r.passed for r in self.rows)
         verdict = "all agree" if self.passed else f"{bad} of {len(self.rows)} disagree"
-        return f"{len(self.rows)} layers, tolerance {self.tol:.0e} (relative): {verdict}"
+        return f"{len(self.rows)} layers ({self.rule()}): {verdict}"
 
     def stable_text(self) -> str:
-        """The report without raw floats, identical across machines and runs: per layer its
-        shape, PASS/FAIL and the relative error as a bucket (``<= 1e-05`` or ``>= 1e-03``).
-        Use it in notebook cells whose output is checked (nbval)."""
+        """The report without any number measured: per layer its shape, PASS/FAIL and a note
+        (missing layer, shape mismatch), then the verdict. Identical on every machine whose
+        verdicts agree, so use it in notebook cells whose output is checked (nbval)."""
         w = self._width()
         lines = []
         for r in self.rows:
-            result = "PASS" if r.passed else "FAIL"
-            lines.append(
-                f"{r.layer:<{w}}  {r.shape!s:<22} {result}  rel {_bucket(r.rel_error, self.tol)}"
-            )
+            note = f"  ({r.note})" if r.note else ""
+            lines.append(f"{r.layer:<{w}}  {r.shape!s:<22} {'PASS' if r.passed else 'FAIL'}{note}")
         lines.append(self._summary())
         return "\n".join(lines)
 
@@ -149,8 +207,42 @@ def _channels_last(x) -> np.ndarray:
     return to_channels_last(x) if x.ndim == 4 else x
 
 
+def _judge(key, a, b, ref, tol, factor, floor) -> AgreementRow:
+    """One row for channels-last float32 maps ``a`` (PyTorch), ``b`` (Keras) and the float64
+    reference ``ref`` (``None``: fallback, a fixed relative tolerance ``tol``)."""
+    max_abs, rel = relative_error(a, b)
+    if ref is None:
+        return AgreementRow(key, tuple(a.shape), max_abs, rel, rel <= tol)
+    if ref.shape != a.shape:
+        note = f"reference shape {ref.shape} differs from PyTorch's {a.shape}"
+        return AgreementRow(key, tuple(a.shape), max_abs, rel, False, note)
+    ref = np.asarray(ref, dtype=np.float64)
+    scale = float(np.max(np.abs(ref))) if ref.size else 0.0
+    scale = scale if scale > 0 else 1.0  # an all-zero layer: errors stay absolute
+    torch_error = float(np.max(np.abs(np.asarray(a, np.float64) - ref))) / scale if a.size else 0.0
+    twin_error = float(np.max(np.abs(np.asarray(b, np.float64) - ref))) / scale if b.size else 0.0
+    allowed = factor * torch_error + floor * FLOAT32_EPS
+    return AgreementRow(
+        key,
+        tuple(a.shape),
+        max_abs,
+        rel,
+        bool(twin_error <= allowed),
+        "",
+        torch_error,
+        twin_error,
+        allowed,
+    )
+
+
 def compare_activations(
-    torch_maps: Mapping[str, object], keras_maps: Mapping[str, object], tol: float = DEFAULT_TOL
+    torch_maps: Mapping[str, object],
+    keras_maps: Mapping[str, object],
+    tol: float | None = None,
+    *,
+    reference: Mapping[str, object] | None = None,
+    factor: float = FACTOR,
+    floor: float = FLOOR_EPS,
 ) -> AgreementReport:
     """Compare activations captured in both frameworks, paired by key.
 
@@ -159,13 +251,24 @@ def compare_activations(
             ``[N, features]``), e.g. ``utils.pytorch.feature_maps(...)`` or
             ``ActivationCapture.as_dict()`` (a second call of a module has key ``name_1``).
         keras_maps: ``{layer: activation}`` in Keras' layout (``[N, H, W, C]``), same keys.
-        tol: a layer passes when ``max|a - b| / max|a| <= tol``.
+        tol: only without ``reference``: a layer passes when ``max|a - b| / max|a| <= tol``
+            (default :data:`FALLBACK_TOL`). Refused together with a reference.
+        reference: the same layers from the PyTorch model run in float64
+            (:func:`reference_maps`): then each layer is judged by the module's criterion,
+            ``twin_error <= factor * torch_error + floor * eps``.
+        factor, floor: the criterion's constants (defaults :data:`FACTOR`, :data:`FLOOR_EPS`).
 
     Returns:
         :class:`AgreementReport`, rows in the order of ``torch_maps`` (then keys only Keras has).
     """
-    if not tol > 0:
-        raise ValueError(f"tol must be positive, got {tol}")
+    if reference is not None and tol is not None:
+        raise ValueError("pass either reference= (float64 criterion) or tol= (fallback), not both")
+    if reference is None:
+        tol = FALLBACK_TOL if tol is None else tol
+        if not tol > 0:
+            raise ValueError(f"tol must be positive, got {tol}")
+    elif not (factor >= 1 and floor >= 0):
+        raise ValueError(f"expected factor >= 1 and floor >= 0, got {factor} and {floor}")
     rows = []
     for key in list(torch_maps) + [k for k in keras_maps if k not in torch_maps]:
         if key not in keras_maps or key not in torch_maps:
@@ -173,15 +276,21 @@ def compare_activations(
             shape = tuple(_channels_last(torch_maps.get(key, keras_maps.get(key))).shape)
             rows.append(AgreementRow(key, shape, math.nan, math.nan, False, f"missing in {side}"))
             continue
-        a = _channels_last(torch_maps[key])
-        b = as_numpy(keras_maps[key])
+        a, b = _channels_last(torch_maps[key]), as_numpy(keras_maps[key])
         if a.shape != b.shape:
             note = f"shape mismatch: PyTorch {a.shape} vs Keras {b.shape}"
             rows.append(AgreementRow(key, tuple(a.shape), math.nan, math.nan, False, note))
             continue
-        max_abs, rel = relative_error(a, b)
-        rows.append(AgreementRow(key, tuple(a.shape), max_abs, rel, rel <= tol))
-    return AgreementReport(rows, tol)
+        ref = None
+        if reference is not None:
+            if key not in reference:
+                raise KeyError(
+                    f"reference has no map for layer {key!r}: compute it for the same "
+                    f"layers, reference_maps(torch_model, {list(torch_maps)}, images)"
+                )
+            ref = _channels_last(reference[key])
+        rows.append(_judge(key, a, b, ref, tol, factor, floor))
+    return AgreementReport(rows, None if reference is not None else tol, factor=factor, floor=floor)
 
 
 @contextlib.contextmanager
@@ -206,42 +315,75 @@ def exact_float32():
             torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = saved
 
 
-def _keras_maps(keras_model, names: list[str], images) -> dict[str, np.ndarray]:
-    """Outputs of the named layers from one multi-output sub-model call."""
-    import_tensorflow()
-    import keras
+def reference_maps(torch_model, layers: str | Iterable[str], images) -> dict[str, np.ndarray]:
+    """The named layers' outputs of ``torch_model`` evaluated in float64: the reference of the
+    agreement criterion. Runs a deep copy converted with ``.double()`` (the model itself is not
+    changed) on ``images`` (a NumPy batch ``[N, H, W, C]``, as for ``feature_maps``) made float64.
+    Returns ``{key: float64 NumPy [N, C, H, W]}`` with the keys of ``utils.pytorch.feature_maps``
+    (a module that runs twice gives ``name`` and ``name_1``)."""
+    import torch
 
-    outputs = [keras_model.get_layer(name).output for name in names]
-    inputs = keras_model.inputs[0] if len(keras_model.inputs) == 1 else keras_model.inputs
-    sub_model = keras.Model(inputs, outputs)
-    results = sub_model(np.asarray(images, dtype=np.float32), training=False)
-    if len(names) == 1 and not isinstance(results, (list, tuple)):
-        results = [results]
-    return {name: as_numpy(out) for name, out in zip(names, results)}
+    from utils.pytorch import feature_maps
+
+    images = np.asarray(images, dtype=np.float64)
+    if images.ndim == 3:
+        images = images[None]
+    if images.ndim != 4:
+        raise ValueError(f"expected preprocessed images [N, H, W, C], got shape {images.shape}")
+    model64 = copy.deepcopy(torch_model).double()
+    x64 = torch.from_numpy(np.ascontiguousarray(images.transpose(0, 3, 1, 2)))
+    with exact_float32():
+        return feature_maps(model64, layers, x64)
+
+
+def _keys_to_compare(names, wanted, torch_maps, keras_model) -> list[str]:
+    """Every call of a plain module name (as many as either side has), one call of a
+    ``name_k`` key."""
+    from utils.port import keras_names_for
+
+    keys = []
+    for name, (module, _call) in zip(names, wanted):
+        if name != module:
+            keys.append(name)
+            continue
+        runs = 0
+        while call_key(module, runs) in torch_maps:
+            runs += 1
+        runs = max(runs, len(keras_names_for(module, keras_model)))
+        keys += [call_key(module, i) for i in range(runs)]
+    return keys
 
 
 def check_agreement(
-    torch_model, keras_model, layers: str | Iterable[str], images, tol: float = DEFAULT_TOL
+    torch_model,
+    keras_model,
+    layers: str | Iterable[str],
+    images,
+    *,
+    factor: float = FACTOR,
+    floor: float = FLOOR_EPS,
 ) -> AgreementReport:
     """Run a PyTorch model (with forward hooks) and its Keras twin (as a multi-output sub-model)
-    on the same images and compare the named layers.
+    on the same images, and judge each named layer against the PyTorch model run in float64
+    (see the module docstring: the twin passes when it agrees as well as float32 allows).
 
     Args:
-        torch_model: the PyTorch model (run in ``eval()`` mode; its mode is restored).
+        torch_model: the PyTorch model (run in ``eval()`` mode; its mode is restored; its
+            float64 copy is made and thrown away here).
         keras_model: its Keras twin (run with ``training=False``).
         layers: PyTorch module names. A module that runs several times (torchvision's ResNet
             ``relu``) is compared once per call, against Keras layers ``name``, ``name_1``...
             (:func:`utils.port.keras_names_for`); ``"name_1"`` selects one call.
         images: preprocessed float32 batch ``[N, H, W, C]`` (:func:`utils.preprocess.preprocess`).
-        tol: relative-error tolerance per layer.
+        factor, floor: the criterion's constants (defaults :data:`FACTOR`, :data:`FLOOR_EPS`).
 
     Returns:
         :class:`AgreementReport`; ``report.passed`` is the verdict.
     """
-    import torch
-
-    from utils.port import keras_names_for, split_call_key
-    from utils.pytorch.capture import ActivationCapture
+    from utils.port import split_call_key
+    from utils.pytorch import feature_maps
+    from utils.tensorflow import feature_maps as keras_feature_maps
+    from utils.tensorflow._blocks import layer_names as keras_layer_list
 
     names = as_name_list(layers)
     images = np.asarray(images, dtype=np.float32)
@@ -250,36 +392,20 @@ def check_agreement(
     torch_names = [n for n, _ in torch_model.named_modules() if n]
     wanted = [split_call_key(name, torch_names) for name in names]  # (module, call) or whole
     modules = list(dict.fromkeys(module for module, _ in wanted))
-
-    x = torch.from_numpy(np.ascontiguousarray(images.transpose(0, 3, 1, 2)))
-    device = next(torch_model.parameters(), torch.empty(0)).device
-    was_training = torch_model.training
-    torch_model.eval()
-    try:
-        with exact_float32():
-            with ActivationCapture(torch_model, modules) as cap, torch.inference_mode():
-                torch_model(x.to(device))
-            # Which keys to compare: every call of a plain name, one call of a "name_k" key.
-            keys = []
-            for name, (module, _call) in zip(names, wanted):
-                if name == module:
-                    runs = max(len(cap.calls[module]), len(keras_names_for(module, keras_model)))
-                    keys += [call_key(module, i) for i in range(runs)]
-                else:
-                    keys.append(name)
-            torch_maps = {}
-            for key in keys:
-                module, call = split_call_key(key, torch_names)
-                if call < len(cap.calls[module]):  # else: reported as missing in PyTorch
-                    torch_maps[key] = as_numpy(cap.calls[module][call])
-            keras_layer_names = {layer.name for layer in keras_model.layers}
-            keras_maps = _keras_maps(
-                keras_model, [k for k in keys if k in keras_layer_names], images
-            )
-    finally:
-        torch_model.train(was_training)
+    with exact_float32():
+        torch_all = feature_maps(torch_model, modules, images)
+        reference_all = reference_maps(torch_model, modules, images)
+        keys = _keys_to_compare(names, wanted, torch_all, keras_model)
+        keras_layer_names = set(keras_layer_list(keras_model))
+        present = list(dict.fromkeys(k for k in keys if k in keras_layer_names))
+        keras_maps = keras_feature_maps(keras_model, present, images)
+    torch_maps = {k: torch_all[k] for k in keys if k in torch_all}  # else: missing in PyTorch
+    reference = {k: reference_all[k] for k in torch_maps}
     reordered = _reorder_flattened(torch_maps, keras_model, keras_layer_names)
-    report = compare_activations(torch_maps, keras_maps, tol)
+    _reorder_flattened(reference, keras_model, keras_layer_names)
+    report = compare_activations(
+        torch_maps, keras_maps, reference=reference, factor=factor, floor=floor
+    )
     order = {k: i for i, k in enumerate(keys)}
     report.rows.sort(key=lambda r: order.get(r.layer, len(order)))
     report.rows[:] = [
@@ -298,11 +424,13 @@ def _reorder_flattened(torch_maps: dict, keras_model, keras_layer_names) -> set[
     import_tensorflow()
     import keras
 
+    from utils.tensorflow._blocks import get_layer
+
     reordered = set()
     for key, a in torch_maps.items():
         if key not in keras_layer_names or a.ndim != 2:
             continue
-        layer = keras_model.get_layer(key)
+        layer = get_layer(keras_model, key)
         if not isinstance(layer, keras.layers.Flatten) or len(layer.input.shape) != 4:
             continue
         h, w, c = layer.input.shape[1:]
