@@ -13,18 +13,21 @@ from pathlib import Path
 RESULTS = Path(__file__).resolve().parent / "results"
 
 
-def median_times(fns: dict[str, Callable[[], object]], repeats: int = 5, warmup: int = 1) -> dict[str, float]:
+def median_times(fns: dict[str, Callable[[], object]], repeats: int = 5, warmup: int = 1,
+                 clock: Callable[[], float] = time.perf_counter) -> dict[str, float]:
     """Median wall time of each function, run interleaved (A B C A B C ...) so that a slow spell of
-    the machine affects every variant alike; ratios between them are what the benchmarks report."""
+    the machine affects every variant alike; ratios between them are what the benchmarks report.
+    ``clock=time.process_time`` measures this process's CPU time instead: with one compute thread
+    it ignores the time other programs on a shared machine take the cores away."""
     for fn in fns.values():
         for _ in range(warmup):
             fn()
     samples: dict[str, list[float]] = {name: [] for name in fns}
     for _ in range(repeats):
         for name, fn in fns.items():
-            start = time.perf_counter()
+            start = clock()
             fn()
-            samples[name].append(time.perf_counter() - start)
+            samples[name].append(clock() - start)
     return {name: statistics.median(values) for name, values in samples.items()}
 
 

@@ -8,6 +8,7 @@ import torchvision
 
 from utils.layers import UnknownLayerError
 from utils.pytorch import ActivationCapture, conv_filters, feature_maps, layer_names, to_input
+from utils.pytorch.capture import CaptureOverwrittenError
 
 
 @pytest.fixture(scope="module")
@@ -56,17 +57,19 @@ def test_clone_protects_against_inplace_relu(resnet, x):
 
 def test_reused_relu_yields_one_result_per_call_in_order(resnet, x):
     block = resnet.layer1[0]
-    with ActivationCapture(resnet, ["layer1.0.relu", "layer1.0.bn1", "layer1.0.bn2"]) as cap:
-        with torch.no_grad():
-            resnet(x)
+    names = ["maxpool", "layer1.0.relu", "layer1.0.bn1", "layer1.0.bn2"]
+    # bn2's output is changed by `out += identity` in forward(): only a copy keeps it
+    with ActivationCapture(resnet, names, clone=["layer1.0.bn2"]) as cap, torch.no_grad():
+        resnet(x)
     first, second = cap.calls["layer1.0.relu"]
-    torch.testing.assert_close(first, torch.relu(cap["layer1.0.bn1"]))
-    # second call: relu(bn2(conv2(...)) + identity): its input includes the residual
-    assert first.shape == second.shape and not torch.equal(first, second)
+    assert torch.equal(first, torch.relu(cap["layer1.0.bn1"]))
+    # second call: relu(bn2(conv2(...)) + identity), identity being the block's input
+    assert torch.equal(second, torch.relu(cap["layer1.0.bn2"] + cap["maxpool"]))
+    assert not torch.equal(first, second)
     with pytest.raises(LookupError, match="ran 2 times"):
         cap["layer1.0.relu"]
     keys = list(cap.as_dict())
-    assert keys[:2] == ["layer1.0.relu", "layer1.0.relu_1"]
+    assert keys[1:3] == ["layer1.0.relu", "layer1.0.relu_1"]
     assert block.relu.inplace  # the reason the clone matters
 
 
@@ -96,22 +99,96 @@ def test_unknown_layer_lists_valid_names_and_closest_match(resnet):
     assert _hook_count(resnet) == 0
 
 
-def test_keep_grad_records_gradients_for_gradcam(resnet, x):
-    with ActivationCapture(resnet, "layer4", keep_grad=True) as cap:
-        logits = resnet(x)
-        logits[:, 3].sum().backward()
-    grad = cap.gradient("layer4")
-    assert grad.shape == cap["layer4"].shape
-    assert grad.abs().sum() > 0
-    assert not cap["layer4"].requires_grad  # captures never keep the graph alive
-    resnet.zero_grad(set_to_none=True)
+def _reference(model, names, x):
+    """The raw mechanism with a copy in every hook: what each layer produced, call by call."""
+    outputs = {name: [] for name in names}
+    modules = dict(model.named_modules())
+    handles = [
+        modules[n].register_forward_hook(lambda m, i, out, n=n: outputs[n].append(out.detach().clone()))
+        for n in names
+    ]
+    try:
+        with torch.no_grad():
+            logits = model(x)
+    finally:
+        for handle in handles:
+            handle.remove()
+    return outputs, logits
 
 
-def test_keep_grad_under_no_grad_says_what_to_do(resnet, x):
-    with pytest.raises(RuntimeError, match="gradients enabled"):
-        with ActivationCapture(resnet, "layer4", keep_grad=True), torch.no_grad():
+def _hook_ptrs(model, name, x):
+    """data_ptr of every output of ``name`` in one forward pass (hook order is call order)."""
+    ptrs = []
+    handle = model.get_submodule(name).register_forward_hook(lambda m, i, out: ptrs.append(out.data_ptr()))
+    return ptrs, handle
+
+
+def test_default_copies_only_what_an_inplace_module_would_overwrite(resnet, x):
+    # conv1 feeds bn1 (nothing in place): stored as is. bn1 feeds ReLU(inplace=True): copied.
+    conv_ptrs, h1 = _hook_ptrs(resnet, "conv1", x)
+    bn_ptrs, h2 = _hook_ptrs(resnet, "bn1", x)
+    try:
+        with ActivationCapture(resnet, ["conv1", "bn1"]) as cap, torch.no_grad():
             resnet(x)
-    assert _hook_count(resnet) == 0
+    finally:
+        h1.remove()
+        h2.remove()
+    assert cap["conv1"].data_ptr() == conv_ptrs[0], "conv1's output must not be copied"
+    assert cap["bn1"].data_ptr() != bn_ptrs[0], "bn1's output must be copied before the ReLU"
+    reference, _ = _reference(resnet, ["conv1", "bn1"], x)
+    assert torch.equal(cap["conv1"], reference["conv1"][0])
+    assert torch.equal(cap["bn1"], reference["bn1"][0]) and (cap["bn1"] < 0).any()
+
+
+def test_unforeseen_inplace_add_is_caught_and_named(resnet, x):
+    # BasicBlock: out = bn2(conv2(out)); out += identity. No module announces the +=.
+    with pytest.raises(CaptureOverwrittenError, match=r"layer1\.0\.bn2.*clone=True") as info:
+        with ActivationCapture(resnet, ["conv1", "layer1.0.bn2"]) as cap, torch.no_grad():
+            resnet(x)
+    assert info.value.layers == ["layer1.0.bn2"]
+    assert _hook_count(resnet) == 0 and not cap.active
+    reference, _ = _reference(resnet, ["layer1.0.bn2"], x)
+    for clone in (True, ["layer1.0.bn2"]):
+        with ActivationCapture(resnet, "layer1.0.bn2", clone=clone) as cap, torch.no_grad():
+            resnet(x)
+        assert torch.equal(cap["layer1.0.bn2"], reference["layer1.0.bn2"][0])
+    maps = feature_maps(resnet, ["layer1.0.bn2", "conv1"], x)  # retries with a copy by itself
+    np.testing.assert_array_equal(maps["layer1.0.bn2"], reference["layer1.0.bn2"][0].numpy())
+
+
+def test_inference_mode_has_no_version_counter_so_every_output_is_copied(resnet, x):
+    conv_ptrs, handle = _hook_ptrs(resnet, "conv1", x)
+    try:
+        with ActivationCapture(resnet, ["conv1", "bn1", "layer1.0.bn2"]) as cap, torch.inference_mode():
+            resnet(x)
+    finally:
+        handle.remove()
+    assert cap["conv1"].data_ptr() != conv_ptrs[0]
+    reference, _ = _reference(resnet, ["conv1", "bn1", "layer1.0.bn2"], x)
+    for name, outputs in reference.items():
+        assert torch.equal(cap[name], outputs[0]), name
+
+
+def test_outputs_are_the_callers_after_the_block(resnet, x):
+    with ActivationCapture(resnet, "conv1") as cap, torch.no_grad():
+        resnet(x)
+    cap["conv1"].zero_()  # the user's own in-place change: no error
+    assert not cap["conv1"].any()
+
+
+def test_clone_argument_is_checked(resnet):
+    with pytest.raises(ValueError, match="'auto', True, False"):
+        ActivationCapture(resnet, "conv1", clone="always")
+    with pytest.raises(ValueError, match=r"\['bn1'\] are not among the captured layers"):
+        ActivationCapture(resnet, "conv1", clone=["bn1"])
+
+
+def test_layer_names_are_resolved_in_one_walk(resnet, monkeypatch):
+    walks = []
+    original = resnet.named_modules
+    monkeypatch.setattr(resnet, "named_modules", lambda *a, **k: walks.append(1) or original(*a, **k))
+    ActivationCapture(resnet, layer_names(resnet, kind="conv"))
+    assert len(walks) == 2  # layer_names once, the capture once (not once per layer)
 
 
 def test_layer_that_did_not_run(resnet):

@@ -13,6 +13,11 @@
 ``scan_dead_filters(model, ...)``    streamed per-channel statistics over a data set
 ``FilterSnapshots``                  a layer's filters recorded every epoch (training-loop helper)
 ====================================  =============================================================
+
+Every helper that runs a model follows the model's device: NumPy or tensor inputs are moved to it
+(a model on a GPU works as is) and results come back as NumPy arrays on the CPU; values meant for
+comparison are computed with TF32 off. The helpers share one set of building blocks,
+:mod:`utils.pytorch._blocks` (``eval_mode``, ``device_of``, ``run_until``...), kept internal.
 """
 
 from utils import _import_order  # noqa: F401

@@ -9,12 +9,32 @@ The raw mechanism, which the lessons show first, is one line per layer::
 :class:`ActivationCapture` wraps exactly that, and takes care of what goes wrong in practice:
 
 * hooks are always removed, also when the forward pass raises;
-* outputs are cloned, so an in-place ReLU that runs later cannot overwrite what was captured;
+* captured values stay what the layer produced, even when an in-place operation (an in-place
+  ReLU, ``out += identity``) later reuses the output's memory, yet outputs are copied only when
+  something could overwrite them (see *Copies* below);
 * a module that runs several times in one forward pass (torchvision's ResNet calls one ReLU twice
   per block) yields one result per call, in order;
-* gradients flowing back through a captured output can be kept (for Grad-CAM);
 * results can be moved to the CPU;
 * an unknown layer name fails at once, listing valid names and the closest match.
+
+Copies (``clone="auto"``, the default). A forward hook receives the layer's output tensor itself;
+storing it without a copy is free, but an in-place operation later in the forward pass would
+change the stored values. Copying every output (``clone=True``) is safe but costs a memory copy
+per layer (10-20% of a forward pass on a CPU). The default copies only when needed and checks that
+nothing slipped through:
+
+1. every module of the model with ``inplace=True`` (``nn.ReLU(inplace=True)``, ``ReLU6``,
+   ``Hardswish``, ``SiLU``, ``Dropout``...) gets a forward *pre*-hook that copies the pending
+   captures whose memory its input shares, just before it overwrites them;
+2. each stored output remembers its tensor's version counter (``tensor._version``, which PyTorch
+   increments on every in-place change). An in-place op that no module announces (``out +=
+   identity`` in ResNet's blocks, ``F.relu(x, inplace=True)``) bumps it; the capture checks after
+   each forward pass of the model and when you read results, and raises
+   :class:`CaptureOverwrittenError` naming the layer instead of returning changed values. Capture
+   such a layer with ``clone=True`` or ``clone=[its name]``; :func:`feature_maps` does that itself.
+
+Tensors created under ``torch.inference_mode()`` have no version counter, so there the default
+copies every output (still exact; use ``torch.no_grad()`` for the cheap path).
 """
 
 from __future__ import annotations
@@ -27,8 +47,41 @@ from torch import nn
 
 from utils.layers import UnknownLayerError, as_name_list, call_key
 from utils.layout import as_numpy
+from utils.pytorch._blocks import (
+    eval_mode,
+    exact_float32,
+    get_module,
+    model_input,
+    module_table,
+    resolve_modules,
+    to_input,
+)
+
+__all__ = [
+    "ActivationCapture",
+    "CaptureOverwrittenError",
+    "feature_maps",
+    "get_module",
+    "layer_names",
+    "to_input",
+]
 
 _CONV_TYPES = (nn.Conv1d, nn.Conv2d, nn.Conv3d)
+_COPY, _GUARD, _RAW = "copy", "guard", "raw"  # per-layer policies, from the `clone` argument
+
+
+class CaptureOverwrittenError(RuntimeError):
+    """An in-place operation that no module announced changed a captured output after its layer
+    ran. ``.layers`` lists the affected layer names (pass them as ``clone=...``)."""
+
+    def __init__(self, layers: list[str]):
+        self.layers = list(layers)
+        super().__init__(
+            f"an in-place operation changed the output of {self.layers} after the layer ran (for "
+            "example `out += identity` in a ResNet block, or F.relu(x, inplace=True) in forward()), "
+            "so the captured values would be wrong. Capture with clone=True (copies every output) "
+            f"or clone={self.layers!r} (copies only these); feature_maps() does this by itself."
+        )
 
 
 def layer_names(model: nn.Module, kind: str | None = None) -> list[str]:
@@ -57,13 +110,47 @@ def layer_names(model: nn.Module, kind: str | None = None) -> list[str]:
     return names
 
 
-def get_module(model: nn.Module, name: str) -> nn.Module:
-    """The submodule of ``model`` called ``name`` (a ``named_modules()`` name such as
-    ``"layer1.0.conv1"``), or :class:`UnknownLayerError` listing the valid names."""
-    modules = dict(model.named_modules())
-    if not isinstance(name, str) or not name or name not in modules:
-        raise UnknownLayerError(name, [n for n in modules if n], type(model).__name__)
-    return modules[name]
+def _policies(clone, layers: list[str]) -> dict[str, str]:
+    """The ``clone`` argument -> ``{layer: _COPY | _GUARD | _RAW}``."""
+    if clone is True or clone is False or clone == "auto":
+        policy = {True: _COPY, False: _RAW}.get(clone, _GUARD)
+        return dict.fromkeys(layers, policy)
+    if isinstance(clone, str) or not isinstance(clone, Iterable):
+        raise ValueError(f"clone must be 'auto', True, False or a list of layer names, got {clone!r}")
+    copied = as_name_list(list(clone))
+    unknown = [name for name in copied if name not in layers]
+    if unknown:
+        raise ValueError(f"clone names {unknown} are not among the captured layers {layers}")
+    return {name: _COPY if name in copied else _GUARD for name in layers}
+
+
+def _storage_key(tensor: torch.Tensor) -> int | None:
+    """Identifies the memory a tensor lives in (views of one tensor share it); ``None`` for
+    tensors without ordinary storage."""
+    try:
+        return tensor.untyped_storage().data_ptr()
+    except (RuntimeError, NotImplementedError):
+        return None
+
+
+def _version(tensor: torch.Tensor) -> int | None:
+    """The tensor's in-place version counter, or ``None`` where it has none (inference mode)."""
+    if tensor.is_inference():
+        return None
+    try:
+        return tensor._version
+    except RuntimeError:
+        return None
+
+
+class _Guarded:
+    """A stored output that was not copied: where it is, and its version when it was stored."""
+
+    __slots__ = ("name", "index", "tensor", "version", "copied")
+
+    def __init__(self, name: str, index: int, tensor: torch.Tensor, version: int):
+        self.name, self.index, self.tensor, self.version = name, index, tensor, version
+        self.copied = False
 
 
 class ActivationCapture:
@@ -80,34 +167,33 @@ class ActivationCapture:
     Args:
         model: the network.
         layers: one module name or a list of them (see :func:`layer_names`).
-        keep_grad: also record the gradient that flows back into each captured output, in
-            ``cap.gradients[name]`` (one per call, in the order the forward pass ran them) after
-            you call ``backward()``. Needs a forward pass with gradients enabled.
-        to_cpu: move captured tensors to the CPU (saves accelerator memory).
-        clone: copy each output. Turn off only when no in-place operation follows the captured
-            layers; otherwise an in-place ReLU silently overwrites the captured values.
+        to_cpu: move captured tensors to the CPU (saves accelerator memory; the move is a copy).
+        clone: ``"auto"`` (default) copies an output only when an in-place module is about to
+            overwrite it and raises :class:`CaptureOverwrittenError` if any other in-place
+            operation changed it (see the module docstring): exact, and nearly free.
+            ``True`` copies every output (exact, costs a copy per layer). A list of names copies
+            those layers' outputs and treats the rest as ``"auto"``. ``False`` stores outputs as
+            they are with no check: the raw hook, which an in-place ReLU silently overwrites.
 
-    Captured tensors are always detached; gradients are recorded separately, so a capture never
-    keeps the autograd graph alive.
+    Captured tensors are always detached, so a capture never keeps the autograd graph alive.
+    Outputs are checked until the ``with`` block ends; change them in place after that at will.
     """
 
-    def __init__(
-        self,
-        model: nn.Module,
-        layers: str | Iterable[str],
-        *,
-        keep_grad: bool = False,
-        to_cpu: bool = True,
-        clone: bool = True,
-    ):
+    def __init__(self, model: nn.Module, layers: str | Iterable[str], *, to_cpu: bool = True,
+                 clone: bool | str | Iterable[str] = "auto"):
         self.model = model
         self.layers = as_name_list(layers)
-        self._modules = {name: get_module(model, name) for name in self.layers}
-        self.keep_grad = keep_grad
+        table = module_table(model)  # one walk of the model for every name and the in-place check
+        self._modules = resolve_modules(model, self.layers, table)
+        # vars(): `inplace` is a plain instance attribute; getattr() on a module without it goes
+        # through nn.Module.__getattr__ and an AttributeError, 3x slower over a whole model
+        self._inplace = [m for m in table.values() if vars(m).get("inplace") is True]
         self.to_cpu = to_cpu
-        self.clone = clone
-        self.calls: dict[str, list[torch.Tensor]] = {name: [] for name in self.layers}
-        self.gradients: dict[str, list[torch.Tensor | None]] = {name: [] for name in self.layers}
+        self._policy = _policies(clone, self.layers)
+        self._calls: dict[str, list[torch.Tensor]] = {name: [] for name in self.layers}
+        self._pending: dict[int, list[_Guarded]] = {}  # storage -> outputs stored without a copy
+        self._guarded: list[_Guarded] = []
+        self._checked = 0  # self._guarded[:_checked] were verified at the end of a forward pass
         self._handles: list = []
 
     # -- hook management -------------------------------------------------------------------
@@ -117,13 +203,28 @@ class ActivationCapture:
         try:
             for name, module in self._modules.items():
                 self._handles.append(module.register_forward_hook(self._make_hook(name)))
+            if _GUARD in self._policy.values():
+                self._guard_inplace_modules()
         except BaseException:
             self.remove()
             raise
         return self
 
-    def __exit__(self, *exc_info) -> None:
+    def _guard_inplace_modules(self) -> None:
+        for module in self._inplace:
+            self._handles.append(module.register_forward_pre_hook(self._before_inplace))
+        # Checking at the end of each forward pass raises from model(x), where the user looks.
+        self._handles.append(self.model.register_forward_hook(self._after_forward))
+
+    def __exit__(self, exc_type, *exc_info) -> None:
         self.remove()  # runs on exceptions too; the exception itself propagates
+        try:
+            if exc_type is None:
+                self._verify(0)
+        finally:  # the outputs are the caller's now: no more checks, no references kept twice
+            self._pending.clear()
+            self._guarded.clear()
+            self._checked = 0
 
     def remove(self) -> None:
         """Remove every hook this capture registered (called automatically on exit)."""
@@ -137,40 +238,70 @@ class ActivationCapture:
         return bool(self._handles)
 
     def _make_hook(self, name: str):
+        policy = self._policy[name]
+
         def hook(module, inputs, output):
             if not isinstance(output, torch.Tensor):
                 raise TypeError(
                     f"layer {name!r} ({type(module).__name__}) returned {type(output).__name__}, "
                     "not a tensor; capture one of its submodules instead"
                 )
-            saved = output.detach()
-            if self.clone:
-                saved = saved.clone()
-            if self.to_cpu:
-                saved = saved.cpu()
-            self.calls[name].append(saved)
-            if self.keep_grad:
-                if not output.requires_grad:
-                    raise RuntimeError(
-                        f"keep_grad=True, but the output of {name!r} does not require grad: run the "
-                        "forward pass with gradients enabled (not inside torch.no_grad())"
-                    )
-                slot = len(self.gradients[name])
-                self.gradients[name].append(None)
-
-                def keep(grad, name=name, slot=slot):
-                    g = grad.detach()
-                    self.gradients[name][slot] = g.cpu() if self.to_cpu else g
-
-                output.register_hook(keep)
+            self._store(name, policy, output.detach())
 
         return hook
 
+    def _store(self, name: str, policy: str, saved: torch.Tensor) -> None:
+        if self.to_cpu and saved.device.type != "cpu":
+            saved = saved.cpu()  # the move is a copy already: nothing can overwrite it
+        elif policy == _COPY:
+            saved = saved.clone()
+        elif policy == _GUARD:
+            saved = self._guard(name, saved)
+        self._calls[name].append(saved)
+
+    def _guard(self, name: str, saved: torch.Tensor) -> torch.Tensor:
+        """Store without a copy, remembering storage and version; copy what cannot be checked."""
+        version, key = _version(saved), _storage_key(saved)
+        if version is None or key is None:  # inference mode: no version counter to check
+            return saved.clone()
+        entry = _Guarded(name, len(self._calls[name]), saved, version)
+        self._guarded.append(entry)
+        self._pending.setdefault(key, []).append(entry)
+        return saved
+
+    def _before_inplace(self, module, args) -> None:
+        """Pre-hook of an in-place module: copy the stored outputs it is about to overwrite."""
+        if not self._pending:
+            return
+        for arg in args:
+            if isinstance(arg, torch.Tensor):
+                for entry in self._pending.pop(_storage_key(arg), ()):
+                    if entry.tensor._version != entry.version:
+                        continue  # changed already by an unforeseen op: _verify reports it
+                    self._calls[entry.name][entry.index] = entry.tensor.clone()
+                    entry.copied = True
+
+    def _after_forward(self, module, inputs, output) -> None:
+        self._verify(self._checked)
+        self._checked = len(self._guarded)
+
+    def _verify(self, start: int) -> None:
+        """Raise :class:`CaptureOverwrittenError` if an uncopied stored output changed."""
+        changed = [e.name for e in self._guarded[start:] if not e.copied and e.tensor._version != e.version]
+        if changed:
+            raise CaptureOverwrittenError(list(dict.fromkeys(changed)))
+
     # -- results ---------------------------------------------------------------------------
+    @property
+    def calls(self) -> dict[str, list[torch.Tensor]]:
+        """``{name: [output of call 0, output of call 1, ...]}`` (checked before it is returned)."""
+        self._verify(0)
+        return self._calls
+
     def __getitem__(self, name: str) -> torch.Tensor:
         """The output of ``name``. Raises if the layer did not run, or ran several times (then
         use ``cap.calls[name][i]``)."""
-        if name not in self.calls:
+        if name not in self._calls:
             raise UnknownLayerError(name, self.layers, "this capture")
         outputs = self.calls[name]
         if not outputs:
@@ -185,68 +316,50 @@ class ActivationCapture:
             )
         return outputs[0]
 
-    def gradient(self, name: str) -> torch.Tensor:
-        """The gradient with respect to the output of ``name`` (single-call layers; after
-        ``backward()``)."""
-        self[name]  # same checks as for the activation
-        grads = self.gradients[name]
-        if not grads or grads[0] is None:
-            raise LookupError(
-                f"no gradient recorded for {name!r}: create the capture with keep_grad=True and call "
-                "backward() on a result that depends on this layer"
-            )
-        return grads[0]
-
     def clear(self) -> None:
-        """Forget every recorded output and gradient (hooks stay registered)."""
-        for name in self.layers:
-            self.calls[name].clear()
-            self.gradients[name].clear()
+        """Forget every recorded output (hooks stay registered)."""
+        for outputs in self._calls.values():
+            outputs.clear()
+        self._pending.clear()
+        self._guarded.clear()
+        self._checked = 0
 
     def as_dict(self) -> dict[str, torch.Tensor]:
         """Every recorded output by key; a layer that ran k times gives keys ``name``,
         ``name_1``, ..., ``name_{k-1}`` (the naming of the Keras twins)."""
-        return {
-            call_key(name, i): out for name in self.layers for i, out in enumerate(self.calls[name])
-        }
+        calls = self.calls
+        return {call_key(name, i): out for name in self.layers for i, out in enumerate(calls[name])}
 
     def __repr__(self) -> str:
         state = "active" if self.active else "inactive"
-        counts = ", ".join(f"{n}: {len(c)}" for n, c in self.calls.items())
+        counts = ", ".join(f"{n}: {len(c)}" for n, c in self._calls.items())
         return f"ActivationCapture({state}; calls per layer: {counts})"
 
 
-def to_input(images) -> torch.Tensor:
-    """Preprocessed images -> the model's input tensor.
-
-    ``images`` is the course's framework-neutral batch: a float32 NumPy array ``[N, H, W, 3]``
-    (see :func:`utils.preprocess.preprocess`); the result is a float32 tensor ``[N, 3, H, W]``.
-    A torch tensor is passed through unchanged (it is assumed to be ``[N, C, H, W]`` already).
-    """
-    if isinstance(images, torch.Tensor):
-        return images
-    array = np.asarray(images, dtype=np.float32)
-    if array.ndim == 3:
-        array = array[None]
-    if array.ndim != 4:
-        raise ValueError(f"expected images [N, H, W, C], got shape {array.shape}")
-    return torch.from_numpy(np.ascontiguousarray(array.transpose(0, 3, 1, 2)))
-
-
 def feature_maps(model: nn.Module, layers: str | Iterable[str], images) -> dict[str, np.ndarray]:
-    """Run ``model`` once in inference mode (``eval()``, no autograd) and return the named layers' outputs as NumPy arrays
-    in PyTorch's layout ``[N, C, H, W]``.
+    """Run ``model`` once in inference mode (``eval()``, no autograd, TF32 off) and return the
+    named layers' outputs as NumPy arrays on the CPU, in PyTorch's layout ``[N, C, H, W]``.
 
     ``images``: a NumPy batch ``[N, H, W, C]`` (converted with :func:`to_input`) or a tensor
-    ``[N, C, H, W]``. A layer that runs several times yields keys ``name``, ``name_1``, ...
+    ``[N, C, H, W]``; either is moved to the model's device (a model on a GPU works as is). A
+    layer that runs several times yields keys ``name``, ``name_1``, ...
+
+    Runs under ``torch.no_grad()`` rather than ``inference_mode()``: only then do tensors carry the
+    version counters that let the capture skip copies (see the module docstring). If an in-place
+    operation that no module announces changes a requested output, the pass is run once more,
+    copying those layers' outputs.
     """
-    x = to_input(images)
-    device = next(model.parameters(), torch.empty(0)).device
-    was_training = model.training
-    model.eval()  # BatchNorm and dropout in inference behaviour, like Keras' predict()
-    try:
-        with ActivationCapture(model, layers) as cap, torch.inference_mode():
-            model(x.to(device))
-    finally:
-        model.train(was_training)
-    return {key: as_numpy(t) for key, t in cap.as_dict().items()}
+    names = as_name_list(layers)
+    x = model_input(model, images)
+    with eval_mode(model), exact_float32(), torch.no_grad():
+        try:
+            captured = _capture(model, names, x, "auto")
+        except CaptureOverwrittenError as error:
+            captured = _capture(model, names, x, error.layers)
+    return {key: as_numpy(t) for key, t in captured.items()}
+
+
+def _capture(model: nn.Module, names: list[str], x: torch.Tensor, clone) -> dict[str, torch.Tensor]:
+    with ActivationCapture(model, names, clone=clone) as cap:
+        model(x)
+    return cap.as_dict()

@@ -12,12 +12,13 @@ The mechanism is a forward hook that *reduces* the layer's output on the spot::
             model(batch)
     handle.remove()
 
-Only two ``[N, C]`` summaries per batch leave the hook, so memory does not grow with the number
+Only two ``[N, C]`` summaries per batch are kept, so memory does not grow with the number
 of images (a list of every feature map would: 5,000 digits x 8 maps of 26x26 is 108 MB for the
 digit CNN's conv1, and gigabytes for a real network).
 
-Nothing after the scanned layer is needed, so the hook ends the forward pass there (it raises a
-private exception that the scan catches): a scan of an early layer costs less than inference.
+Nothing after the scanned layer is needed, so the forward pass ends there: the helper gets each
+batch's output from :func:`utils.pytorch._blocks.run_until` (a hook that stops the pass) and
+reduces it at once; a scan of an early layer costs less than inference.
 The Keras version gets the same for free, because its sub-model ends at the layer.
 """
 
@@ -26,14 +27,17 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from utils.pytorch.capture import get_module, to_input
+from utils.pytorch._blocks import (
+    eval_mode,
+    exact_float32,
+    get_module,
+    model_input,
+    run_until,
+    to_input,
+)
 from utils.stats import ChannelStats, DeadFilterScan, count_batches, dead_filters, iter_batches
 
 __all__ = ["scan_dead_filters"]
-
-
-class _LayerDone(Exception):
-    """Raised by the scan's hook to skip the rest of the forward pass."""
 
 
 def scan_dead_filters(model: nn.Module, layer: str, images, *, batch_size: int = 256,
@@ -43,8 +47,8 @@ def scan_dead_filters(model: nn.Module, layer: str, images, *, batch_size: int =
     never fire.
 
     Args:
-        model: any ``nn.Module``; it runs in eval mode under ``torch.no_grad`` (its training flag
-            is restored afterwards).
+        model: any ``nn.Module``, on any device (each batch is moved there); it runs in eval
+            mode under ``torch.no_grad`` with TF32 off (its training flags are restored afterwards).
         layer: a module name (see ``layer_names(model)``), usually a conv or its ReLU.
         images: NumPy ``[N, H, W, C]`` (the course's neutral batch), a tensor ``[N, C, H, W]``,
             or an iterable of batches (e.g. a ``DataLoader``).
@@ -67,44 +71,28 @@ def scan_dead_filters(model: nn.Module, layer: str, images, *, batch_size: int =
 
     module = get_module(model, layer)
     stats = ChannelStats(fire_threshold=fire_threshold, top_k=top_k)
-
-    def hook(_module, _inputs, output):
-        if isinstance(output, (tuple, list)):
-            output = output[0]
-        out = output.detach()
-        if out.ndim == 4:  # [N, C, H, W]: reduce over positions before leaving the hook
-            # [N, C, H*W]. contiguous(): oneDNN may hand back a channels-last tensor, on which
-            # amax over H, W is ~5x slower than copying it to NCHW first (no copy if it is NCHW)
-            flat = out.contiguous().flatten(2)
-            means, maxes = flat.mean(dim=2), flat.amax(dim=2)
-        elif out.ndim == 2:  # [N, C]: a dense layer
-            means = maxes = out
-        else:
-            raise ValueError(f"layer {layer!r} returned shape {tuple(out.shape)}; expected "
-                             "[N, C, H, W] or [N, C]")
-        stats.update_reduced(means.double().cpu().numpy(), maxes.double().cpu().numpy())
-        raise _LayerDone  # the rest of the network is not needed
-
-    device = next(model.parameters(), torch.empty(0)).device
-    was_training = model.training
-    model.eval()
-    handle = module.register_forward_hook(hook)
-    try:
-        with torch.no_grad():
-            batches = iter_batches(images, batch_size, to_input)
-            for x in tqdm(batches, total=count_batches(images, batch_size), disable=not progress,
-                          desc=f"scan {layer}", unit="batch", leave=False):
-                try:
-                    model(x.to(device))
-                except _LayerDone:
-                    pass
-                else:
-                    raise RuntimeError(f"layer {layer!r} did not run in the forward pass")
-    finally:
-        handle.remove()
-        model.train(was_training)
+    with eval_mode(model), exact_float32(), torch.no_grad():
+        batches = iter_batches(images, batch_size, to_input)
+        for x in tqdm(batches, total=count_batches(images, batch_size), disable=not progress,
+                      desc=f"scan {layer}", unit="batch", leave=False):
+            means, maxes = _reduce(run_until(model, module, model_input(model, x)), layer)
+            stats.update_reduced(means.double().cpu().numpy(), maxes.double().cpu().numpy())
     if not stats.count:
         raise ValueError("no images to scan: the input was empty")
     return DeadFilterScan(layer=layer, framework="pytorch", stats=stats,
                           dead=dead_filters(stats, min_fraction=min_fraction),
                           fire_threshold=float(fire_threshold), min_fraction=float(min_fraction))
+
+
+def _reduce(output, layer: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """A layer's output -> per-image, per-channel ``(means, maxes)``, each ``[N, C]``."""
+    if isinstance(output, (tuple, list)):
+        output = output[0]
+    if output.ndim == 4:  # [N, C, H, W]: reduce over positions
+        # [N, C, H*W]. contiguous(): oneDNN may hand back a channels-last tensor, on which amax
+        # over H, W is ~5x slower than copying it to NCHW first (no copy if it is NCHW already)
+        flat = output.contiguous().flatten(2)
+        return flat.mean(dim=2), flat.amax(dim=2)
+    if output.ndim == 2:  # [N, C]: a dense layer
+        return output, output
+    raise ValueError(f"layer {layer!r} returned shape {tuple(output.shape)}; expected [N, C, H, W] or [N, C]")

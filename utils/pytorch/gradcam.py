@@ -24,7 +24,7 @@ import torch
 from torch import nn
 
 from utils.gradcam import GradCAMResult, check_class_index
-from utils.pytorch.capture import get_module, to_input
+from utils.pytorch._blocks import eval_mode, exact_float32, get_module, model_input
 
 __all__ = ["GradCAMResult", "gradcam"]
 
@@ -33,24 +33,24 @@ def gradcam(model: nn.Module, layer: str, images, class_index=None) -> GradCAMRe
     """Grad-CAM heatmaps of ``layer`` for a batch of images.
 
     Args:
-        model: a classifier returning logits ``[N, classes]``; run in eval mode (its mode is
-            restored afterwards).
+        model: a classifier returning logits ``[N, classes]``, on any device; run in eval mode
+            (its mode is restored afterwards) with TF32 off.
         layer: name of the module whose output is explained (see ``layer_names``), usually a late
             one: ``"_relu1"`` (EfficientNet-Lite0's head, 7 x 7) or ``"_blocks.15"``. Its output
             must be ``[N, C, h, w]`` and the module must run once per forward pass.
         images: preprocessed NumPy batch ``[N, H, W, 3]`` (:func:`utils.preprocess.preprocess`)
-            or a tensor ``[N, 3, H, W]``.
+            or a tensor ``[N, 3, H, W]``; moved to the model's device.
         class_index: ``None`` explains each image's top-1 class; an ``int`` the same class for all
             images; a sequence one class per image.
 
     Returns:
         :class:`utils.gradcam.GradCAMResult` ``(heatmaps [N, h, w], class_indices [N], logits)``:
-        raw maps, ``ReLU(sum_k w_k A_k)`` with ``w_k`` the spatial mean of the gradient of the class
-        logit with respect to channel ``k`` of the layer's output ``A``.
+        NumPy arrays on the CPU; raw maps, ``ReLU(sum_k w_k A_k)`` with ``w_k`` the spatial mean
+        of the gradient of the class logit with respect to channel ``k`` of the layer's output
+        ``A``.
     """
     module = get_module(model, layer)
-    device = next(model.parameters(), torch.empty(0)).device
-    x = to_input(images).to(device)
+    x = model_input(model, images)  # on the model's device: a model on a GPU works as is
     outputs: list[torch.Tensor] = []
 
     def keep_output(mod, inputs, output):
@@ -64,15 +64,12 @@ def gradcam(model: nn.Module, layer: str, images, class_index=None) -> GradCAMRe
         # ResNet block) must not change the tensor we take the gradient for.
         return output.clone()
 
-    was_training = model.training
-    model.eval()
     handle = module.register_forward_hook(keep_output)
     try:
-        with torch.enable_grad():
+        with eval_mode(model), exact_float32(), torch.enable_grad():
             logits = model(x)
     finally:
         handle.remove()
-        model.train(was_training)
     if len(outputs) != 1:
         raise ValueError(
             f"layer {layer!r} ran {len(outputs)} times in one forward pass; Grad-CAM needs a layer that "
@@ -82,7 +79,8 @@ def gradcam(model: nn.Module, layer: str, images, class_index=None) -> GradCAMRe
     chosen = check_class_index(class_index, len(logits), logits.shape[1])
     classes = logits.argmax(dim=1) if chosen is None else torch.as_tensor(chosen, device=logits.device)
     score = logits.gather(1, classes[:, None]).sum()  # images are independent: one backward for all
-    (grads,) = torch.autograd.grad(score, activations)
+    with exact_float32():
+        (grads,) = torch.autograd.grad(score, activations)
     with torch.no_grad():
         weights = grads.mean(dim=(2, 3), keepdim=True)  # [N, C, 1, 1]
         heatmaps = torch.relu((weights * activations).sum(dim=1))  # [N, h, w]

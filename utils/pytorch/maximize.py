@@ -32,35 +32,20 @@ from utils.maximize import (
     show_progress,
     starting_image,
 )
-from utils.pytorch.capture import get_module
+from utils.pytorch._blocks import eval_mode, get_module, model_input, run_until
 
 __all__ = ["MaximizationResult", "channel_activation", "maximize_activation"]
 
 
-class _Reached(Exception):
-    """Raised by the hook to end the forward pass once the wanted layer has run."""
-
-
-def _output_of(model: nn.Module, module: nn.Module, x: torch.Tensor) -> torch.Tensor:
-    """Run ``model`` on ``x`` up to ``module`` and return that module's output (with its graph)."""
-    kept = []
-
-    def hook(_module, _inputs, output):
-        kept.append(output)
-        raise _Reached  # the layers after this one are not needed
-
-    handle = module.register_forward_hook(hook)
-    try:
-        model(x)
-    except _Reached:
-        pass
-    finally:
-        handle.remove()
-    if not kept:
-        raise RuntimeError("the layer did not run in the forward pass")
-    out = kept[0]
+def _output_of(model: nn.Module, module: nn.Module, x: torch.Tensor, layer: str, channel: int) -> torch.Tensor:
+    """``module``'s feature maps ``[N, C, h, w]`` for input ``x`` (with their graph); the forward
+    pass stops there. Checks the shape and that ``channel`` exists."""
+    out = run_until(model, module, x)
     if not isinstance(out, torch.Tensor) or out.ndim != 4:
-        raise ValueError(f"expected feature maps [N, C, h, w], got {getattr(out, 'shape', type(out))}")
+        got = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
+        raise ValueError(f"layer {layer!r} must give feature maps [N, C, h, w]; it gives {got}")
+    if channel >= out.shape[1]:
+        raise ValueError(f"layer {layer!r} has {out.shape[1]} channels; got channel={channel}")
     return out
 
 
@@ -69,10 +54,6 @@ def _total_variation(image: torch.Tensor) -> torch.Tensor:
     down = image[:, :, 1:, :] - image[:, :, :-1, :]
     right = image[:, :, :, 1:] - image[:, :, :, :-1]
     return down.pow(2).mean() + right.pow(2).mean()
-
-
-def _image_tensor(x_hwc: np.ndarray, device) -> torch.Tensor:
-    return torch.from_numpy(np.ascontiguousarray(x_hwc.transpose(2, 0, 1)[None])).to(device)
 
 
 def maximize_activation(
@@ -116,30 +97,22 @@ def maximize_activation(
     check_settings(channel, steps, lr, size, jitter, smoothness)
     module = get_module(model, layer)
     scaling = pixel_scaling(preprocessing)
-    device = next(model.parameters(), torch.empty(0)).device
-    image = _image_tensor(starting_image(size, seed, start, preprocessing), device).requires_grad_(True)
-    low, high = (torch.from_numpy(b).to(device).view(1, -1, 1, 1) for b in scaling.bounds)
+    image = model_input(model, starting_image(size, seed, start, preprocessing)).requires_grad_(True)
+    low, high = (torch.from_numpy(b).to(image).view(1, -1, 1, 1) for b in scaling.bounds)
     shifts = jitter_shifts(steps, jitter, seed)
     history = np.zeros(steps, dtype=np.float32)
-    was_training = model.training
-    model.eval()
-    try:
-        bar = progress_bar(range(steps), show_progress(progress, steps), desc=f"{layer}[{channel}]", leave=False)
+    bar = progress_bar(range(steps), show_progress(progress, steps), desc=f"{layer}[{channel}]", leave=False)
+    with eval_mode(model):
         for step in bar:
             with torch.enable_grad():
                 moved = torch.roll(image, shifts=tuple(int(s) for s in shifts[step]), dims=(2, 3))
-                maps = _output_of(model, module, moved)
-                if channel >= maps.shape[1]:
-                    raise ValueError(f"layer {layer!r} has {maps.shape[1]} channels; got channel={channel}")
-                activation = maps[:, channel].mean()
+                activation = _output_of(model, module, moved, layer, channel)[:, channel].mean()
                 objective = activation - smoothness * _total_variation(image)
                 (grad,) = torch.autograd.grad(objective, image)
             with torch.no_grad():
                 image += lr * grad / (grad.abs().mean() + 1e-12)
                 image.copy_(torch.maximum(torch.minimum(image, high), low))  # pixels stay in 0-255
             history[step] = activation.item()
-    finally:
-        model.train(was_training)
     pixels = scaling.to_pixels(image.detach().cpu().numpy()[0].transpose(1, 2, 0))
     return MaximizationResult(pixels, history)
 
@@ -154,14 +127,6 @@ def channel_activation(model: nn.Module, layer: str, channel: int, image,
     module = get_module(model, layer)
     array = np.asarray(image)
     x = pixel_scaling(preprocessing).to_input(array) if array.dtype == np.uint8 else array.astype(np.float32)
-    device = next(model.parameters(), torch.empty(0)).device
-    was_training = model.training
-    model.eval()
-    try:
-        with torch.no_grad():
-            maps = _output_of(model, module, _image_tensor(x, device))
-    finally:
-        model.train(was_training)
-    if channel >= maps.shape[1]:
-        raise ValueError(f"layer {layer!r} has {maps.shape[1]} channels; got channel={channel}")
+    with eval_mode(model), torch.no_grad():
+        maps = _output_of(model, module, model_input(model, x), layer, channel)
     return float(maps[0, channel].mean())

@@ -9,25 +9,22 @@ Keras twins of these models::
 
 from __future__ import annotations
 
-import difflib
-
 import numpy as np
 import torch
 from torch import nn
 
-from utils.pytorch.capture import to_input  # one definition, shared with feature_maps
+# The names and errors are framework-neutral (utils.model_registry); re-exported for callers here.
+from utils.model_registry import MODEL_NAMES, WeightsNotAvailableError, check_model_name
+from utils.pytorch._blocks import eval_mode, exact_float32, model_input, to_input
 from utils.pytorch.models.efficientnet_lite import EfficientNetLite0, efficientnet_lite0
 from utils.pytorch.models.mnist import MnistCNN, mnist_cnn
 from utils.pytorch.models.resnet import resnet18
-from utils.pytorch.models.weights import WeightsNotAvailableError
 
 _BUILDERS = {
     "efficientnet_lite0": efficientnet_lite0,
     "resnet18": resnet18,
     "mnist_cnn": mnist_cnn,
 }
-MODEL_NAMES: tuple[str, ...] = tuple(_BUILDERS)
-"""Names :func:`load_model` accepts."""
 
 __all__ = [
     "MODEL_NAMES",
@@ -39,15 +36,6 @@ __all__ = [
     "predict",
     "to_input",
 ]
-
-
-def check_model_name(name: str) -> str:
-    """Return ``name`` if it is one of :data:`MODEL_NAMES`, else raise ``ValueError`` listing them."""
-    if name not in _BUILDERS:
-        close = difflib.get_close_matches(str(name), MODEL_NAMES, n=1)
-        hint = f" Did you mean {close[0]!r}?" if close else ""
-        raise ValueError(f"unknown model {name!r}; choose one of {list(MODEL_NAMES)}.{hint}")
-    return name
 
 
 def load_model(name: str, pretrained: bool = True) -> nn.Module:
@@ -73,17 +61,12 @@ def load_model(name: str, pretrained: bool = True) -> nn.Module:
 def predict(model: nn.Module, images) -> np.ndarray:
     """Run ``model`` in inference mode and return its outputs (logits) as NumPy ``[N, classes]``.
 
-    ``images`` as for :func:`to_input`. The model runs in ``eval()`` mode (BatchNorm uses its
-    running statistics, dropout is off) on the device of its parameters; its previous
-    training/eval mode is restored afterwards.
+    ``images`` as for :func:`to_input`, moved to the model's device (a model on a GPU works as
+    is). The model runs in ``eval()`` mode (BatchNorm uses its running statistics, dropout is off)
+    with TF32 off; its previous training/eval mode is restored afterwards. The logits come back
+    on the CPU.
     """
-    x = to_input(images)
-    device = next(model.parameters(), torch.empty(0)).device
-    was_training = model.training
-    model.eval()
-    try:
-        with torch.inference_mode():
-            logits = model(x.to(device))
-    finally:
-        model.train(was_training)
+    x = model_input(model, images)
+    with eval_mode(model), exact_float32(), torch.inference_mode():
+        logits = model(x)
     return logits.detach().cpu().numpy()
