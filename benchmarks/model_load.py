@@ -11,6 +11,9 @@ interleaved repeats. Rows:
 * ``keras build lite0 twin``: the twin with random weights only
 * ``port lite0``: ``port_to_keras(state_dict, twin)`` into an already built twin
 * ``torch/keras load resnet18 (random)`` for comparison
+* ``resnet18 missing weights error``: ``load_model("resnet18")`` with an empty torch hub folder
+  and no network (or none that answers): how long a learner waits for the instructions (one
+  call; it was a unit test's time limit before, which depended on the machine)
 
 Usage::
 
@@ -35,7 +38,27 @@ from utils.pytorch import models as tm
 from utils.pytorch.models.weights import efficientnet_lite0_weights_path
 from utils.tensorflow import models as km
 
-TARGETS = {"torch load lite0": 3.0, "keras load lite0": 3.0, "port lite0": 2.0}
+TARGETS = {"torch load lite0": 3.0, "keras load lite0": 3.0, "port lite0": 2.0,
+           "resnet18 missing weights error": 5.0}
+
+
+def _missing_weights_error_seconds() -> float:
+    """Seconds until ``load_model("resnet18")`` gives up with its instructions (empty hub)."""
+    import tempfile
+
+    old = torch.hub.get_dir()
+    with tempfile.TemporaryDirectory() as empty:
+        torch.hub.set_dir(empty)
+        start = time.perf_counter()
+        try:
+            tm.load_model("resnet18", pretrained=True)
+        except tm.WeightsNotAvailableError:
+            pass
+        else:  # the network answered: the error path was not taken
+            return float("nan")
+        finally:
+            torch.hub.set_dir(old)
+        return time.perf_counter() - start
 
 
 def main() -> None:
@@ -59,6 +82,9 @@ def main() -> None:
         fn()
         first[name] = time.perf_counter() - start
     median = median_times(fns, repeats=args.repeats, warmup=0)
+    fns["resnet18 missing weights error"] = None  # one call only: it waits on the network
+    first["resnet18 missing weights error"] = median["resnet18 missing weights error"] = \
+        _missing_weights_error_seconds()
 
     rows = []
     for name in fns:

@@ -40,7 +40,6 @@ def test_biased_model_fails_on_shuffled_colours_fair_model_does_not(colour_sets)
     assert abs(fair["same"] - fair["shuffled"]) < 0.08, accuracy
 
 
-@pytest.mark.slow
 def test_keras_biased_model_fails_on_shuffled_colours(colour_sets):
     from _digit_training import colour_cnn_keras, compile_keras
 

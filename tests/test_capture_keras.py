@@ -4,7 +4,6 @@ import numpy as np
 import pytest
 
 from utils.layers import UnknownLayerError
-from utils.layout import keras_kernel_to_torch
 from utils.tensorflow import activation_model, conv_filters, feature_maps, layer_names, to_input
 from utils.tensorflow.capture import keras
 
@@ -89,15 +88,39 @@ def test_subclassed_model_gets_advice():
         activation_model(Net(), ["conv"])
 
 
-def test_conv_filters_canonical_layout():
-    backbone = small_backbone()
-    w = conv_filters(backbone, "stem")
-    assert w.shape == (8, 3, 3, 3)
-    np.testing.assert_array_equal(w, keras_kernel_to_torch(np.asarray(backbone.get_layer("stem").kernel)))
-    dw = conv_filters(backbone, "dw")
-    assert dw.shape == (8, 1, 3, 3)
+def test_conv_filters_canonical_layout(images):
+    import torch
+
+    inputs = keras.Input((32, 32, 3))
+    x = keras.layers.Conv2D(8, (3, 5), padding="same", name="stem")(inputs)  # kh != kw
+    x = keras.layers.DepthwiseConv2D(3, padding="same", name="dw1")(x)
+    x = keras.layers.DepthwiseConv2D((5, 3), padding="same", depth_multiplier=2, name="dw2")(x)
+    model = keras.Model(inputs, keras.layers.ReLU(name="relu")(x))
+    stem_kernel = np.asarray(model.get_layer("stem").kernel)  # [kh, kw, in, out] = [3, 5, 3, 8]
+    w = conv_filters(model, "stem")
+    assert w.shape == (8, 3, 3, 5)
+    for out, inp in ((0, 0), (5, 2), (7, 1)):  # element by element, no layout helper involved
+        np.testing.assert_array_equal(w[out, inp], stem_kernel[:, :, inp, out])
+    # depthwise [kh, kw, C, m] -> [C * m, 1, kh, kw]; PyTorch orders output c * m + j
+    for name, channels, m in (("dw1", 8, 1), ("dw2", 8, 2)):
+        kernel = np.asarray(model.get_layer(name).kernel)
+        dw = conv_filters(model, name)
+        assert dw.shape == (channels * m, 1, *kernel.shape[:2]), name
+        for c in range(channels):
+            for j in range(m):
+                np.testing.assert_array_equal(dw[c * m + j, 0], kernel[:, :, c, j], err_msg=name)
+    # and the canonical filters compute what the Keras layers compute, in PyTorch
+    maps = feature_maps(model, ["stem", "dw1", "dw2"], images)
+    t = torch.from_numpy(maps["stem"].transpose(0, 3, 1, 2).copy())
+    for name, kernel_size in (("dw1", (3, 3)), ("dw2", (5, 3))):
+        bias = torch.from_numpy(np.array(model.get_layer(name).bias))
+        pad = (kernel_size[0] // 2, kernel_size[1] // 2)
+        t = torch.nn.functional.conv2d(t, torch.from_numpy(conv_filters(model, name)), bias,
+                                       padding=pad, groups=t.shape[1])
+        np.testing.assert_allclose(t.numpy().transpose(0, 2, 3, 1), maps[name], atol=1e-4,
+                                   err_msg=name)
     with pytest.raises(TypeError, match="not a Conv2D"):
-        conv_filters(backbone, "stem_relu")
+        conv_filters(model, "relu")
 
 
 def test_to_input_rejects_torch_tensors():

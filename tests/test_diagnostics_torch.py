@@ -15,13 +15,7 @@ from utils.pytorch.diagnostics import scan_dead_filters
 from utils.pytorch.models import load_model
 from utils.pytorch.snapshots import FilterSnapshots
 from utils.snapshots import FilterHealthWarning, SnapshotLog
-from utils.stats import (
-    ChannelStats,
-    dead_filters,
-    redundant_filters,
-    strongest_filters,
-    top_images_for_filter,
-)
+from utils.stats import ChannelStats, dead_filters, strongest_filters
 
 PLANTED = [2, 5]
 
@@ -96,12 +90,9 @@ def test_streamed_statistics_equal_the_full_computation(trained, digits):
         indices, scores = s.top_images(channel)
         expected = np.argsort(-per_max[:, channel], kind="stable")[:5]
         np.testing.assert_allclose(scores, per_max[expected, channel], rtol=1e-5)
-        # ties aside, the same images
-        assert set(indices) == set(expected) or np.allclose(np.sort(scores), np.sort(per_max[expected, channel]))
-        streamed, _ = top_images_for_filter(
-            (full[i:i + 300] for i in range(0, len(full), 300)), channel,
-            layout="channels_first", k=5)
-        np.testing.assert_array_equal(streamed, expected)
+        # the indices point at images with those scores (ties may swap equal images, nothing else)
+        assert len(set(indices.tolist())) == 5
+        np.testing.assert_allclose(per_max[np.asarray(indices), channel], scores, rtol=1e-5)
     # ChannelStats fed unevenly sized batches gives the same as one batch
     one = ChannelStats().update(full, layout="channels_first")
     many = ChannelStats()
@@ -133,29 +124,6 @@ def test_scan_input_kinds_hooks_and_mode(trained, digits):
     with pytest.raises(ValueError, match="fire_threshold"):
         dead_filters(reference.stats, fire_threshold=0.5)
     assert dead_filters(reference.stats, fire_threshold=0.0, min_fraction=0.01) == reference.dead
-
-
-def test_redundant_filters_finds_a_planted_duplicate(trained):
-    model, _ = trained
-    w = conv_filters(model, "conv2")  # [16, 8, 3, 3], trained
-    baseline = redundant_filters(w, threshold=0.95, sign_invariant=True)
-    assert baseline.pairs == [] and baseline.groups == []
-    planted = w.copy()
-    planted[11] = 2.0 * w[4]          # same direction, different scale: still a duplicate
-    planted[13] = -w[7]               # a negated copy
-    report = redundant_filters(planted, threshold=0.95)
-    assert report.pairs[0][:2] == (4, 11) and report.pairs[0][2] == pytest.approx(1.0)
-    assert [p[:2] for p in report.pairs] == [(4, 11)] and report.groups == [[4, 11]]
-    signless = redundant_filters(planted, threshold=0.95, sign_invariant=True)
-    assert {p[:2] for p in signless.pairs} == {(4, 11), (7, 13)}
-    assert signless.groups == [[4, 11], [7, 13]]
-    assert "filters 4 and 11" in report.summary()
-    # a third copy joins the group; a zero kernel is listed apart, not as a duplicate
-    planted[0] = w[4] + 1e-4 * np.abs(w[4]).max()
-    planted[1] = 0.0
-    report = redundant_filters(planted, threshold=0.95)
-    assert report.groups[0] == [0, 4, 11] and report.zero_filters == [1]
-    assert report.most_similar(1)[0][2] == pytest.approx(1.0)
 
 
 def test_strongest_filters_rank_by_mean_activation(trained, digits):

@@ -27,6 +27,7 @@ def test_exercises_hold_no_solutions_or_hidden_tests():
                 assert cell.hidden.splitlines()[-1] not in text
 
 
+@pytest.mark.slow  # runs every solution and exercise notebook in kernels
 def test_model_answers_pass_and_untouched_exercises_fail():
     assert exercises.execution_problems() == []
 

@@ -35,6 +35,7 @@ def _grade(root, *extra):
                      *source, *extra])
 
 
+@pytest.mark.slow
 def test_grades_then_resumes_without_regrading(classroom, capsys):
     assert _grade(classroom, "--feedback", str(classroom / "fb"), "--jobs", "2") == 0
     first = capsys.readouterr().out
@@ -57,6 +58,7 @@ def test_grades_then_resumes_without_regrading(classroom, capsys):
     assert statuses["q1"] == "passed"
 
 
+@pytest.mark.slow
 def test_an_interrupted_run_resumes_where_it_stopped(classroom, monkeypatch, capsys):
     saved = StateStore.save_student
     calls = []
@@ -93,6 +95,7 @@ def _kernels_left(workroot: Path) -> list[str]:
     return found
 
 
+@pytest.mark.slow
 def test_odd_folder_layouts(classroom, capsys):
     subs = classroom / "subs"
     nested = subs / "nested" / "download" / "week1"
@@ -115,6 +118,7 @@ def test_odd_folder_layouts(classroom, capsys):
     assert rows["linked_folder", "q1"].status == "invalid"
 
 
+@pytest.mark.slow
 def test_shards_combine_into_the_whole_class(classroom, capsys):
     outs = []
     for shard in ("1/2", "2/2"):
@@ -150,6 +154,7 @@ def test_bad_options_exit_2(classroom, args):
     assert stop.value.code == 2
 
 
+@pytest.mark.slow
 def test_a_broken_reference_solution_exits_3_and_keeps_nothing(classroom, capsys):
     source = nbformat.read(ROOT / "solutions" / "00_warmup.ipynb", as_version=4)
     for cell in source.cells:
@@ -166,6 +171,7 @@ def test_a_broken_reference_solution_exits_3_and_keeps_nothing(classroom, capsys
     assert not list((classroom / "out" / "grades.state" / "students").glob("*.json"))
 
 
+@pytest.mark.slow
 def test_python_m_utils_grade_end_to_end(classroom):
     env = dict(os.environ, PYTHONWARNINGS="ignore")
     done = subprocess.run([sys.executable, "-m", "coursekit.grade", str(classroom / "subs"), "--out",
@@ -176,3 +182,115 @@ def test_python_m_utils_grade_end_to_end(classroom):
     assert done.returncode == 0, done.stderr
     assert "graded 3 student(s)" in done.stdout
     assert len(read_csv(classroom / "g.csv")) == 15
+
+
+# -- options reach the run; the other subcommands ---------------------------------------------------
+def test_every_option_reaches_the_grading_run(classroom, monkeypatch, capsys):
+    """The CLI hands each option to the run unchanged (no kernel is started here)."""
+    from coursekit.grade import batch
+    from coursekit.grade.sandbox import detect_isolation
+
+    seen = []
+
+    def fake_grade(options, log=print):
+        seen.append(options)
+        return batch.Summary(detect_isolation("none"), students=[])
+
+    monkeypatch.setattr(batch, "grade", fake_grade)
+    out = classroom / "g.csv"
+    assert cli.main([str(classroom / "subs"), "--out", str(out), "--isolation", "unshare",
+                     "--cell-timeout", "7.5", "--timeout", "33", "--memory-mb", "1500",
+                     "--jobs", "3", "--shard", "2/3", "--source", str(classroom / "src"),
+                     "--state", str(classroom / "st"), "--feedback", str(classroom / "fb"),
+                     "--quiet"]) == 0
+    [options] = seen
+    assert options.isolation == "unshare"
+    assert (options.limits.cell_timeout, options.limits.notebook_timeout,
+            options.limits.memory_mb) == (7.5, 33, 1500)
+    assert (options.jobs, options.shard, options.progress) == (3, (2, 3), False)
+    assert (options.source_dir, options.state, options.feedback, options.out) == \
+        (classroom / "src", classroom / "st", classroom / "fb", out)
+    # without --state the state folder sits next to --out; without --isolation: auto
+    assert cli.main([str(classroom / "subs"), "--out", str(out)]) == 0
+    assert seen[1].state == classroom / "g.state" and seen[1].isolation == "auto"
+    assert seen[1].progress is True
+    capsys.readouterr()
+
+
+def test_isolation_subcommand_describes_what_this_machine_offers(capsys):
+    from coursekit.grade.sandbox import detect_isolation
+
+    assert cli.main(["isolation"]) == 0
+    text = capsys.readouterr().out.strip()
+    best = detect_isolation("auto")
+    assert text == best.describe()
+    assert text.startswith(f"isolation: {best.mechanism}")
+    for protection in best.off():
+        assert protection in text
+
+
+def test_combine_exits_2_on_conflicting_shards(tmp_path, capsys):
+    from coursekit.grade.results import Row, write_csv
+
+    write_csv([Row("ann", "n.ipynb", "q1", 2, 2, "passed", "")], tmp_path / "a.csv")
+    write_csv([Row("ann", "n.ipynb", "q1", 0, 2, "failed", "wrong value")], tmp_path / "b.csv")
+    assert cli.main(["combine", str(tmp_path / "a.csv"), str(tmp_path / "b.csv"),
+                     "--out", str(tmp_path / "all.csv")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error:") and "ann/n.ipynb/q1 differs" in err
+    assert not (tmp_path / "all.csv").exists()
+    (tmp_path / "junk.csv").write_text("name,score\n")
+    assert cli.main(["combine", str(tmp_path / "junk.csv"), "--out", str(tmp_path / "x.csv")]) == 2
+    assert "not a grades CSV" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_limits_and_isolation_reach_the_kernel(classroom, capsys):
+    """A submission reports what its kernel sees through an error message: the memory limit,
+    the user (``--isolation none`` runs as the grader's own user) and a stopped endless loop."""
+    nb = nbformat.read(FIXTURES / "correct" / "00_warmup.ipynb", as_version=4)
+    for cell in nb.cells:
+        if cell.get("id") == "q2-answer":
+            cell.source = "while True:\n    pass"
+        if cell.get("id") == "q3-answer":
+            cell.source = ("import os, resource\nraise RuntimeError(f'AS={resource.getrlimit("
+                           "resource.RLIMIT_AS)[0] >> 20} uid={os.getuid()}')")
+    shutil.rmtree(classroom / "subs")
+    (classroom / "subs" / "looker").mkdir(parents=True)
+    nbformat.write(nb, classroom / "subs" / "looker" / "00_warmup.ipynb")
+    assert _grade(classroom, "--isolation", "none", "--memory-mb", "1536",
+                  "--cell-timeout", "3") == 0
+    assert "isolation: none" in capsys.readouterr().out
+    rows = {r.question: r for r in read_csv(classroom / "out" / "grades.csv")}
+    assert rows["q1"].status == "passed"
+    assert rows["q2"].status == "timeout" and "cell time limit (3 s)" in rows["q2"].message
+    assert rows["q3"].status == "error"
+    assert f"AS=1536 uid={os.geteuid()}" in rows["q3"].message
+
+
+@pytest.mark.slow
+def test_state_option_and_regrading_when_limits_or_source_change(classroom, capsys):
+    state = classroom / "my-state"
+    assert _grade(classroom, "--state", str(state)) == 0
+    assert "graded 3 student(s), 0 kept" in capsys.readouterr().out
+    assert sorted(p.name for p in (state / "students").glob("*.json")) == \
+        ["correct.json", "partial.json", "untouched.json"]
+    assert not (classroom / "out" / "grades.state").exists()  # the default was not used
+    assert _grade(classroom, "--state", str(state)) == 0
+    assert "graded 0 student(s), 3 kept" in capsys.readouterr().out
+    # without --state the default folder is empty: everyone is graded again
+    assert _grade(classroom) == 0
+    assert "graded 3 student(s), 0 kept" in capsys.readouterr().out
+    # other limits: every grade may differ, so every student is graded again
+    assert _grade(classroom, "--state", str(state), "--memory-mb", "1100") == 0
+    assert "graded 3 student(s), 0 kept" in capsys.readouterr().out
+    # an edited source (answer key, tests): graded again, even with the same submissions
+    source = classroom / "src" / "00_warmup.ipynb"
+    nb = nbformat.read(source, as_version=4)
+    [test] = [c for c in nb.cells if c.get("id") == "q1-test"]
+    test.source = "# reviewed\n" + test.source
+    nbformat.write(nb, source)
+    assert _grade(classroom, "--state", str(state), "--memory-mb", "1100") == 0
+    assert "graded 3 student(s), 0 kept" in capsys.readouterr().out
+    assert _grade(classroom, "--state", str(state), "--memory-mb", "1100") == 0
+    assert "graded 0 student(s), 3 kept" in capsys.readouterr().out

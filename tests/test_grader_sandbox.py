@@ -9,9 +9,12 @@ bubblewrap only ``none`` runs.
 import os
 import socket
 import tempfile
+import time
+import uuid
 from pathlib import Path
 
 import pytest
+from _ci import unavailable
 
 from coursekit.grade.plan import Step
 from coursekit.grade.runner import Limits, run_steps_sync
@@ -48,13 +51,17 @@ except MemoryError:
     result = "MemoryError"
 probe("memory", result)
 '''
-DAEMON = '''
+# The sleeps' durations carry a number unique to this test run, so the scan below never sees
+# another run's processes (several clones may test on one machine at once).
+RUN_TOKEN = f"{uuid.uuid4().int % 10**12:012d}"
+SLEEPS = (f"614.{RUN_TOKEN}", f"615.{RUN_TOKEN}")
+DAEMON = f'''
 import os, subprocess
-subprocess.Popen(["sleep", "614.5"])
+subprocess.Popen(["sleep", "{SLEEPS[0]}"])
 if os.fork() == 0:
     os.setsid()
     if os.fork() == 0:
-        os.execvp("sleep", ["sleep", "615.5"])
+        os.execvp("sleep", ["sleep", "{SLEEPS[1]}"])
     os._exit(0)
 '''
 
@@ -63,19 +70,25 @@ def _isolation(mechanism):
     try:
         return detect_isolation(mechanism)
     except RuntimeError:
-        pytest.skip(f"{mechanism} does not work on this machine")
+        unavailable(f"{mechanism} does not work on this machine")
 
 
-def _sleepers():
-    found = []
-    for entry in Path("/proc").iterdir():
-        try:
-            cmdline = (entry / "cmdline").read_bytes()
-        except OSError:
-            continue
-        if b"614.5" in cmdline or b"615.5" in cmdline:
-            found.append(entry.name)
-    return found
+def _sleepers(grace: float = 5.0):
+    """This run's daemon sleeps still alive after ``grace`` seconds (a killed process may take a
+    moment to exit)."""
+    deadline = time.monotonic() + grace
+    while True:
+        found = []
+        for entry in Path("/proc").iterdir():
+            try:
+                cmdline = (entry / "cmdline").read_bytes().decode(errors="replace")
+            except OSError:
+                continue
+            if any(sleep in cmdline for sleep in SLEEPS):
+                found.append(f"{entry.name}: {cmdline}")
+        if not found or time.monotonic() >= deadline:
+            return found
+        time.sleep(0.2)
 
 
 @pytest.fixture
@@ -138,6 +151,7 @@ def test_isolation_is_described_with_what_is_off():
     assert best.describe().startswith(f"isolation: {best.mechanism}")
 
 
+@pytest.mark.slow  # waits out a 6 s notebook deadline
 def test_notebook_deadline_stops_the_run_and_marks_the_rest(tmp_path):
     steps = [Step("setup", None, "x = 1", "first"),
              Step("answer", "q1", "while True:\n    pass", "loop"),

@@ -29,6 +29,7 @@ ORDER_CHECK = (
         "import sys\nfrom utils import tensorflow",  # the package's own TensorFlow module
     ],
 )
+@pytest.mark.slow  # a fresh interpreter importing torch and TensorFlow
 def test_tensorflow_after_utils_gets_torch_first(imports):
     result = run(f"{imports}\n{ORDER_CHECK}")
     assert result.returncode == 0, result.stderr[-2000:]
@@ -44,12 +45,14 @@ def test_utils_alone_does_not_pay_for_torch():
     assert result.stdout.split() == ["False", "False"]
 
 
+@pytest.mark.slow  # a fresh interpreter importing torch and TensorFlow
 def test_tensorflow_module_import_is_quiet():
     result = run("import utils.tensorflow as t, numpy as np; t.to_input(np.zeros((1, 8, 8, 3)))")
     assert result.returncode == 0, result.stderr[-2000:]
     assert "absl" not in result.stderr and "oneDNN" not in result.stderr and "cuInit" not in result.stderr
 
 
+@pytest.mark.slow  # a fresh interpreter importing torch and TensorFlow
 def test_too_late_gives_a_clear_error_instead_of_a_crash():
     # TensorFlow first, then the package: the guard must refuse with advice, not segfault.
     result = run("import tensorflow\nimport utils")

@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 import tensorflow as tf
+import torch
 
 from utils.imagenet import top_k
 from utils.images import load_sample
@@ -90,10 +91,25 @@ def test_loader_errors_mirror_pytorch():
         km.load_model("mnist_cnn", pretrained=1)
 
 
-def test_random_twins_build():
-    for name in km.MODEL_NAMES:
-        model = km.load_model(name, pretrained=False)
-        assert model.name == name
+@pytest.mark.parametrize("name", tm.MODEL_NAMES)
+def test_random_twins_build_the_pytorch_architecture(name):
+    """A random twin has the PyTorch model's parameters, tensor by tensor in count, and maps the
+    same input shape to the same output shape."""
+    model = km.load_model(name, pretrained=False)
+    torch_model = tm.load_model(name, pretrained=False)
+    assert model.name == name
+    torch_trainable = sorted(p.numel() for p in torch_model.parameters())
+    keras_trainable = sorted(int(np.prod(w.shape)) for w in model.trainable_weights)
+    assert keras_trainable == torch_trainable
+    torch_stats = sorted(b.numel() for n, b in torch_model.named_buffers() if n.endswith(("running_mean", "running_var")))
+    assert sorted(int(np.prod(w.shape)) for w in model.non_trainable_weights) == torch_stats
+    size, channels = (28, 1) if name == "mnist_cnn" else (224, 3)
+    x = np.random.default_rng(0).random((2, size, size, channels), dtype=np.float32)
+    out = model.predict(x, verbose=0)
+    with torch.no_grad():
+        torch_out = torch_model(torch.from_numpy(x.transpose(0, 3, 1, 2).copy()))
+    assert out.shape == tuple(torch_out.shape) and np.isfinite(out).all()
+    assert not np.allclose(out[0], out[1], rtol=1e-3, atol=0)  # the output depends on the input
 
 
 def test_dropout_is_off_in_predict(lite0_pair, images):

@@ -55,14 +55,50 @@ def test_filters_rgb_and_channel_modes_accept_both_layouts():
         plots.plot_filters(rng.standard_normal((4, 8, 3, 3)))
 
 
-def test_compare_and_overlay():
-    a = rng.random((1, 4, 5, 5), dtype=np.float32)
-    fig = plots.compare_feature_maps({"PyTorch": a, "Keras": to_channels_last(a)}, channels=[0, 2])
-    images = _images_in(fig)
+def test_compare_feature_maps_shows_each_rows_own_channels():
+    a = rng.random((2, 4, 5, 5), dtype=np.float32)
+    b = rng.random((2, 5, 5, 4), dtype=np.float32) * 3.0  # other data, Keras layout, larger scale
+    fig = plots.compare_feature_maps({"PyTorch": a, "Keras": b}, channels=[3, 1], index=1)
+    panels = [ax for ax in fig.axes if ax.get_images()]
+    images = [ax.get_images()[0] for ax in panels]
     assert len(images) == 4
-    np.testing.assert_array_equal(images[1], images[3])  # same channel, both frameworks
-    cat = load_sample("cat")
-    fig = plots.overlay_heatmap(cat, rng.random((7, 7)))
-    assert _images_in(fig)[1].shape == cat.shape[:2]
+    expected = [a[1, 3], a[1, 1], b[1, :, :, 3], b[1, :, :, 1]]  # row by row, channels in order
+    for shown, want in zip(images, expected):
+        np.testing.assert_array_equal(shown.get_array(), want)
+    # one shared colour scale over every panel, so strengths compare across rows
+    scale = (min(float(a[1, [3, 1]].min()), float(b[1, :, :, [3, 1]].min())),
+             max(float(a[1, [3, 1]].max()), float(b[1, :, :, [3, 1]].max())))
+    for shown in images:
+        assert shown.get_clim() == pytest.approx(scale)
+    assert [ax.get_title() for ax in panels[:2]] == ["channel 3", "channel 1"]
+    assert [ax.get_ylabel() for ax in panels[::2]] == ["PyTorch", "Keras"]
+    # the same maps in both layouts give identical rows
+    same = _images_in(plots.compare_feature_maps({"x": a, "y": to_channels_last(a)}, channels=[0, 2]))
+    np.testing.assert_array_equal(same[1], same[3])
+    np.testing.assert_array_equal(same[1], a[0, 2])
+
+
+def test_overlay_shows_the_image_and_the_heatmap_where_it_is_hot():
+    cat = load_sample("cat")  # [300, 451, 3]
+    height, width = cat.shape[:2]
+    hot = np.zeros((7, 7), np.float32)
+    hot[2, 5] = 4.0  # one hot cell: row 2 of 7, column 5 of 7
+    fig = plots.overlay_heatmap(cat, hot)
+    image, heat, under, over = (im for ax in fig.axes for im in ax.get_images())
+    np.testing.assert_allclose(image.get_array(), cat / 255.0, rtol=1e-6)
+    np.testing.assert_allclose(under.get_array(), cat / 255.0, rtol=1e-6)
+    shown = np.asarray(heat.get_array())
+    assert shown.shape == (height, width)
+    assert shown.min() == pytest.approx(0.0, abs=1e-6) and shown.max() == pytest.approx(1.0)
+    row, col = np.unravel_index(np.argmax(shown), shown.shape)
+    assert 2 * height / 7 <= row < 3 * height / 7 and 5 * width / 7 <= col < 6 * width / 7
+    assert shown[: height // 7].max() < 0.05 and shown[:, : width // 2].max() < 0.05  # cold far away
+    np.testing.assert_array_equal(over.get_array(), shown)  # the same heatmap laid over the image
+    assert over.get_alpha() == pytest.approx(0.45) and heat.get_clim() == (0, 1)
+    # a ramp stays a ramp: constant down each column, rising left to right
+    ramp = plots.overlay_heatmap(cat, np.tile(np.arange(7, dtype=np.float32), (7, 1)))
+    shown = np.asarray(ramp.axes[1].get_images()[0].get_array())
+    np.testing.assert_allclose(shown, np.broadcast_to(shown[0], shown.shape), atol=1e-6)
+    assert np.all(np.diff(shown[0]) >= -1e-6) and shown[0, 0] == 0 and shown[0, -1] == pytest.approx(1)
     with pytest.raises(ValueError, match="2-D heatmap"):
         plots.overlay_heatmap(cat, rng.random((1, 7, 7)))

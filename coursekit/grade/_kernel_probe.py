@@ -48,7 +48,7 @@ def _install():
         if isinstance(value, int):
             return value if -2**53 < value < 2**53 else {"__int__": str(value)}
         if isinstance(value, float):
-            return value if math.isfinite(value) else {"__float__": repr(value)}
+            return value if math.isfinite(value) else {"__float__": repr(float(value))}
         if isinstance(value, complex):
             return {"__complex__": [encode(value.real), encode(value.imag)]}
         if isinstance(value, (list, tuple)):

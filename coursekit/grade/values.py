@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import cmath
 import io
 import math
 from pathlib import Path
@@ -152,6 +153,8 @@ def compare(expected, actual, rtol: float, atol: float, where: str = "") -> str 
             return None if expected == actual else f"wrong value{at}"
         if expected == actual or (_isnan(expected) and _isnan(actual)):
             return None
+        if not (cmath.isfinite(expected) and cmath.isfinite(actual)):
+            return f"wrong value{at}"  # inf - inf is nan and inf <= inf: no tolerance applies
         if abs(actual - expected) <= atol + rtol * abs(expected):
             return None
         return f"wrong value{at} (differs by {abs(actual - expected):.3g})"
