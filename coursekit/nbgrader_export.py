@@ -51,7 +51,6 @@ import json
 import os
 import shutil
 import sys
-import tempfile
 from pathlib import Path
 
 import nbformat
@@ -347,7 +346,7 @@ def reference_payloads(source: SourceNotebook, state_dir: Path | None) -> dict[s
     from coursekit.grade.plan import reference_plan
     from coursekit.grade.results import StateStore
     from coursekit.grade.runner import Limits, run_steps_sync
-    from coursekit.grade.sandbox import detect_isolation
+    from coursekit.grade.sandbox import detect_isolation, make_workroot
     from coursekit.grade.scoring import ReferenceFailure, build_reference
 
     store = StateStore(state_dir) if state_dir is not None else None
@@ -356,7 +355,7 @@ def reference_payloads(source: SourceNotebook, state_dir: Path | None) -> dict[s
     if cached is not None:
         return cached
     plan = reference_plan(source)
-    workroot = Path(tempfile.mkdtemp(prefix="cnn-nbgrader-export-"))
+    workroot = make_workroot("cnn-nbgrader-export-")
     try:
         run = run_steps_sync(plan.steps, detect_isolation("none"), workroot, Limits())
     finally:

@@ -273,7 +273,8 @@ def compare_activations(
     for key in list(torch_maps) + [k for k in keras_maps if k not in torch_maps]:
         if key not in keras_maps or key not in torch_maps:
             side = "Keras" if key not in keras_maps else "PyTorch"
-            shape = tuple(_channels_last(torch_maps.get(key, keras_maps.get(key))).shape)
+            only = _channels_last(torch_maps[key]) if key in torch_maps else as_numpy(keras_maps[key])
+            shape = tuple(only.shape)  # channels last either way
             rows.append(AgreementRow(key, shape, math.nan, math.nan, False, f"missing in {side}"))
             continue
         a, b = _channels_last(torch_maps[key]), as_numpy(keras_maps[key])

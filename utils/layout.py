@@ -60,7 +60,8 @@ def torch_kernel_to_keras(w, depthwise: bool = False) -> np.ndarray:
     """A PyTorch conv weight -> the Keras kernel of the same layer.
 
     Regular: ``[out, in, kh, kw]`` -> ``[kh, kw, in, out]``.
-    Depthwise (``groups == channels``): ``[C * m, 1, kh, kw]`` -> ``[kh, kw, C, m]``.
+    Depthwise (``groups == channels``, depth multiplier 1, as in every model of the course):
+    ``[C, 1, kh, kw]`` -> ``[kh, kw, C, 1]``.
     """
     w = as_numpy(w)
     _check_ndim(w, 4, "[out, in, kh, kw]", "torch_kernel_to_keras")
@@ -71,8 +72,8 @@ def torch_kernel_to_keras(w, depthwise: bool = False) -> np.ndarray:
             f"torch_kernel_to_keras(depthwise=True): expected [C*m, 1, kh, kw], got {w.shape}; "
             "a depthwise PyTorch weight has one input channel per group"
         )
-    # [C*m, 1, kh, kw] -> [kh, kw, C*m] -> [kh, kw, C, m]; we use m = 1 but keep the general form
-    # in which PyTorch orders output channel c*m + j as group c, multiplier j.
+    # A multiplier m > 1 cannot be told from the weight alone ([C*m, 1, kh, kw] looks like m = 1
+    # with C*m channels), so this is the m = 1 case; keras_kernel_to_torch handles any m.
     kh, kw = w.shape[2:]
     return np.ascontiguousarray(np.transpose(w[:, 0], (1, 2, 0)).reshape(kh, kw, -1, 1))
 

@@ -20,7 +20,6 @@ import shutil
 import signal
 import stat
 import sys
-import tempfile
 import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from concurrent.futures.process import BrokenProcessPool
@@ -40,7 +39,7 @@ from coursekit.grade.plan import (
 )
 from coursekit.grade.results import Row, StateStore, atomic_write, write_csv
 from coursekit.grade.runner import Limits, RunResult, run_steps_sync
-from coursekit.grade.sandbox import Isolation, detect_isolation
+from coursekit.grade.sandbox import Isolation, detect_isolation, make_workroot
 from coursekit.grade.scoring import (
     QuestionResult,
     ReferenceFailure,
@@ -435,7 +434,7 @@ def grade(options: Options, log=print) -> Summary:
         else:
             finish(name, result, None)
 
-    workroot = Path(tempfile.mkdtemp(prefix="cnn-grade-"))
+    workroot = make_workroot("cnn-grade-")
     os.chmod(workroot, 0o711)  # a kernel running as nobody must reach its own folder
     private = tuple(p for p in (options.source_dir, options.submissions, options.out.parent,
                                 options.feedback, options.state, CHECKOUT / ".git")

@@ -141,6 +141,21 @@ def _ancestors(path: Path) -> list[Path]:
     return [p for p in reversed(path.parents) if p != Path("/")]
 
 
+# A kernel's sockets live in <workroot>/k<8 chars>/rt/k-<n> (17 more bytes), and a Unix socket
+# path is limited to 107 bytes (ZMQError "File name too long"): a deeper TMPDIR moves the
+# workroot to /tmp.
+_MAX_WORKROOT = 88
+
+
+def make_workroot(prefix: str) -> Path:
+    """A fresh scratch folder for kernels, short enough for their Unix sockets."""
+    root = Path(tempfile.mkdtemp(prefix=prefix))
+    if len(str(root)) > _MAX_WORKROOT and Path("/tmp").is_dir():
+        root.rmdir()
+        root = Path(tempfile.mkdtemp(prefix=prefix, dir="/tmp"))
+    return root
+
+
 class Sandbox:
     """The folders, command line, environment and clean-up of one sandboxed kernel.
 
