@@ -79,7 +79,7 @@ lab-command:
 	@echo '$(LAB_CMD)'
 
 # Unit, grader and website tests, plus nbval over every lesson and solution notebook: lax mode
-# compares only cells marked `# NBVAL_CHECK_OUTPUT` (the lessons' agreement checks) and requires
+# compares only cells tagged `nbval-check-output` (the lessons' agreement checks) and requires
 # every other cell to run without error. exercises/ is not run (its stubs fail by design), nor are
 # the grader's deliberately broken submissions in tests/fixtures/.
 test: env browser sandbox slurm

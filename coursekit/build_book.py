@@ -12,15 +12,22 @@ Details that keep the website correct:
 * notebooks run in kernels with matplotlib's inline backend and with TensorFlow's import-time C++
   log lines kept out of the outputs (:func:`coursekit.notebooks.kernel_env`);
 * the execution cache (``_build/.jupyter_cache``) is keyed on a notebook's code only, so when the
-  ``utils`` package or ``requirements.txt`` changes, the cache is cleared and every page re-read;
+  ``utils`` package, ``requirements.txt`` or the kernel set-up (``coursekit/notebooks.py``)
+  changes, the cache is cleared and every page re-read;
+* in the kernels that execute the book, each figure is sent as PNG or JPEG, whichever is smaller,
+  with the size of its smallest text recorded for the website test (``coursekit.notebooks``);
 * after a failed build, Sphinx's saved environment is deleted, so the next build cannot succeed
-  just because the failing page has not changed since.
+  just because the failing page has not changed since;
+* every executed lesson is offered for download with its outputs (figures included), beside the
+  source notebook in the page's download menu: :func:`offer_executed_notebooks`.
 """
 
 from __future__ import annotations
 
 import argparse
 import hashlib
+import html
+import re
 import shutil
 import subprocess
 import sys
@@ -36,12 +43,17 @@ INDEX = HTML / "index.html"
 CACHE = BUILD / ".jupyter_cache"
 DOCTREES = BUILD / ".doctrees"
 STAMP = BUILD / ".inputs-hash"
+EXECUTED = BUILD / "jupyter_execute"          # myst-nb's executed copies of the notebooks
+EXECUTED_DOWNLOADS = HTML / "_downloads" / "executed"
+EXECUTED_LINK_CLASS = "btn-download-executed-button"
 
 
 def inputs_hash() -> str:
-    """Hash of what notebook outputs depend on besides their own code: utils/ and requirements."""
+    """Hash of what notebook outputs depend on besides their own code: utils/, requirements and
+    the kernel set-up of coursekit/notebooks.py (which, for instance, picks PNG or JPEG figures)."""
     digest = hashlib.sha256()
-    files = sorted((ROOT / "utils").rglob("*.py")) + [ROOT / "requirements.txt"]
+    files = sorted((ROOT / "utils").rglob("*.py")) + [ROOT / "requirements.txt",
+                                                       ROOT / "coursekit" / "notebooks.py"]
     for path in files:
         if path.is_file() and "__pycache__" not in path.parts:
             digest.update(path.relative_to(ROOT).as_posix().encode())
@@ -89,11 +101,90 @@ def _write_favicon_ico() -> None:
     img.save(ico, format="ICO", sizes=[(32, 32)])
 
 
+_SOURCE_ITEM = re.compile(
+    r'(<li><a href="(?P<prefix>(?:\.\./)*)_sources/(?P<rel>[^"]+\.ipynb)"[^>]*'
+    r'btn-download-source-button.*?</li>)', re.S)
+_EXECUTED_ITEM = """
+      <li><a href="{href}" download="{name}"
+   class="btn btn-sm {cls} dropdown-item"
+   title="Download the notebook as executed for this page, figures included"
+   data-bs-placement="left" data-bs-toggle="tooltip"
+>
+<span class="btn__icon-container">
+  <i class="fas fa-file-image"></i>
+  </span>
+<span class="btn__text-container">.ipynb with outputs</span>
+</a>
+</li>"""
+
+
+def _has_outputs(notebook: Path) -> bool:
+    """True when ``notebook`` exists and any of its cells has an output (it was executed)."""
+    import nbformat
+
+    if not notebook.is_file():
+        return False
+    nb = nbformat.read(notebook, as_version=4)
+    return any(cell.get("outputs") for cell in nb.cells if cell.cell_type == "code")
+
+
+def _write_executed_copy(executed: Path, target: Path) -> None:
+    """Write ``executed`` to ``target`` without the stream outputs that myst-nb's
+    ``nb_merge_streams`` already merged into the cell's first stream of that name (it merges in
+    place and leaves the originals in ``jupyter_execute``, so a download would print them twice)."""
+    import nbformat
+
+    nb = nbformat.read(executed, as_version=4)
+    for cell in nb.cells:
+        outputs = cell.get("outputs", [])
+        for name in ("stdout", "stderr"):
+            streams = [o for o in outputs if o.get("output_type") == "stream" and o.get("name") == name]
+            if len(streams) < 2:
+                continue
+            merged = "".join(o["text"].rstrip() + "\n" for o in streams[1:] if o["text"].rstrip())
+            if streams[0]["text"].endswith(merged):
+                outputs = [o for o in outputs if not any(o is later for later in streams[1:])]
+        if cell.cell_type == "code":
+            cell.outputs = outputs
+    nbformat.write(nb, target)
+
+
+def offer_executed_notebooks() -> list[Path]:
+    """Copy each executed notebook into ``_build/html/_downloads/executed/`` and add a link to it
+    next to the source ``.ipynb`` in its page's download menu; return the pages linked.
+
+    The copies come from myst-nb's ``_build/jupyter_execute`` (what the page shows, outputs and
+    figures included); pages without one (exercises are shown unexecuted) are left alone.
+    """
+    linked = []
+    for page in sorted(HTML.rglob("*.html")):
+        text = page.read_text(encoding="utf-8")
+        match = _SOURCE_ITEM.search(text)
+        if not match:
+            continue
+        rel = match["rel"]
+        executed = EXECUTED / rel
+        if not _has_outputs(executed):
+            continue
+        target = EXECUTED_DOWNLOADS / rel
+        target.parent.mkdir(parents=True, exist_ok=True)
+        _write_executed_copy(executed, target)
+        if EXECUTED_LINK_CLASS not in text:
+            href = f"{match['prefix']}_downloads/executed/{rel}"
+            item = _EXECUTED_ITEM.format(href=html.escape(href), cls=EXECUTED_LINK_CLASS,
+                                         name=html.escape(Path(rel).stem + "_executed.ipynb"))
+            text = text[:match.end()] + item + text[match.end():]
+            page.write_text(text, encoding="utf-8")
+        linked.append(page)
+    return linked
+
+
 def build(*, fresh: bool = False, quiet: bool = False) -> int:
     """Run the build; return Jupyter Book's exit status (0 on success)."""
     current = inputs_hash()
     if not fresh and STAMP.is_file() and STAMP.read_text().strip() != current:
-        print("utils/ or requirements.txt changed since the last build: re-executing every notebook")
+        print("utils/, requirements.txt or the kernel set-up changed since the last build: "
+              "re-executing every notebook")
         fresh = True
     if fresh:
         shutil.rmtree(CACHE, ignore_errors=True)
@@ -110,6 +201,7 @@ def build(*, fresh: bool = False, quiet: bool = False) -> int:
     if status == 0:
         _write_redirect()
         _write_favicon_ico()
+        offer_executed_notebooks()
         BUILD.mkdir(exist_ok=True)
         STAMP.write_text(current + "\n")
     else:

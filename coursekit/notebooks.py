@@ -6,8 +6,9 @@ Command line::
     python -m coursekit.notebooks check FILE...     # exit 1 if any FILE is not stripped
     python -m coursekit.notebooks execute FILE...   # execute in place with nbclient, then strip
 
-Committed notebooks keep outputs only for cells whose source starts with ``# NBVAL_CHECK_OUTPUT``:
-nbval (``--nbval-lax``) compares exactly those cells, so their reference output must be committed.
+Committed notebooks keep outputs only for cells tagged ``nbval-check-output`` (the tag form of
+nbval's ``# NBVAL_CHECK_OUTPUT`` comment, which would show on the website): nbval
+(``--nbval-lax``) compares exactly those cells, so their reference output must be committed.
 Everything else (other outputs, execution counts, timings, kernel versions) changes on every run
 and would only make diffs noisy; the website shows outputs executed at build time instead.
 """
@@ -23,7 +24,10 @@ from pathlib import Path
 
 import nbformat
 
+CHECK_TAG = "nbval-check-output"
+"""The cell tag that makes nbval compare a cell's output (``--nbval-lax``)."""
 CHECK_MARKER = "# NBVAL_CHECK_OUTPUT"
+"""nbval's comment form of the same marker: not used in the course (readers would see it)."""
 CHECK_EXECUTION_COUNT = 1
 
 # Cell metadata that changes on every run or only records a user's editor state.
@@ -41,9 +45,8 @@ _KEPT_OUTPUT_TYPES = ("stream", "execute_result", "display_data")
 
 
 def is_check_cell(cell) -> bool:
-    """True for a code cell whose source starts with ``# NBVAL_CHECK_OUTPUT``."""
-    return cell.get("cell_type") == "code" and cell.get("source", "").lstrip().startswith(
-        CHECK_MARKER)
+    """True for a code cell tagged ``nbval-check-output``."""
+    return cell.get("cell_type") == "code" and CHECK_TAG in cell.get("metadata", {}).get("tags", [])
 
 
 def _clean_output(output: dict) -> dict | None:
@@ -60,7 +63,7 @@ def _clean_output(output: dict) -> dict | None:
 def strip_notebook(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
     """Return a stripped copy of ``nb``.
 
-    * outputs are kept only in ``# NBVAL_CHECK_OUTPUT`` cells (stdout, results and displays;
+    * outputs are kept only in cells tagged ``nbval-check-output`` (stdout, results and displays;
       stderr and errors are dropped);
     * execution counts are cleared, except in check cells with outputs, which get a fixed count
       of 1 (nbval does not compare a cell without a count);
@@ -136,6 +139,90 @@ _KERNEL_CONFIG = """\
 # exceptions, progress bars) is still captured as usual.
 c.IPKernelApp.capture_fd_output = False
 """
+
+# An IPython start-up file for the kernels that execute the book (never for learners: it lives in
+# the private IPYTHONDIR below). Figures go to the page as PNG or JPEG, whichever is smaller
+# (photographic grids are several times smaller as JPEG; line art stays crisp PNG), and each
+# figure's output metadata records the smallest text it draws, in image pixels, which the website
+# test turns into the size a reader sees (tests/test_website.py).
+FIGURE_METADATA_KEY = "cnn-course"
+_FIGURE_STARTUP = """\
+# Written by coursekit.notebooks: book build only (see coursekit/notebooks.py).
+def _cnn_course_figures():
+    from IPython import get_ipython
+
+    shell = get_ipython()
+    if shell is None:
+        return
+    formatter = shell.display_formatter
+    original = formatter.format
+
+    def smallest_text_px(fig):
+        from matplotlib.text import Text
+
+        hidden = set()  # an axis that is switched off draws neither its ticks nor its label
+        for ax in fig.axes:
+            for axis in (ax.xaxis, ax.yaxis):
+                if not (ax.axison and axis.get_visible()):
+                    hidden.update(id(text) for text in axis.findobj(Text))
+        sizes = [text.get_fontsize() * fig.dpi / 72 for text in fig.findobj(Text)
+                 if text.get_visible() and text.get_text().strip() and id(text) not in hidden]
+        return round(min(sizes), 2) if sizes else None
+
+    def palette_png(png):
+        # The same PNG with at most 256 colours, when that is clearly smaller and no pixel
+        # visibly changes on average (colormaps have 256 entries; antialiased edges add
+        # near-duplicates; a photograph would band, and stays as it is).
+        import io
+
+        import numpy as np
+        from PIL import Image
+
+        image = Image.open(io.BytesIO(png)).convert("RGB")
+        palette = image.quantize(256, method=Image.Quantize.MEDIANCUT, dither=Image.Dither.NONE)
+        error = np.abs(np.asarray(palette.convert("RGB"), np.int16) - np.asarray(image, np.int16))
+        buffer = io.BytesIO()
+        palette.save(buffer, format="png", optimize=True)
+        smaller = buffer.getvalue()
+        if len(smaller) < 0.8 * len(png) and error.mean() < 0.75:
+            return smaller
+        return png
+
+    def format(obj, include=None, exclude=None):
+        data, metadata = original(obj, include=include, exclude=exclude)
+        try:
+            from matplotlib.figure import Figure
+            if not isinstance(obj, Figure) or "image/png" not in data:
+                return data, metadata
+            from IPython.core.pylabtools import print_figure
+
+            import base64
+
+            png = data["image/png"]  # base64 text or bytes, depending on IPython's version
+            png = base64.b64decode(png) if isinstance(png, str) else png
+            jpeg = print_figure(obj, "jpeg", bbox_inches="tight", pil_kwargs={"quality": 88})
+            if len(jpeg) < 0.7 * len(png):  # photographic: JPEG; line art and heatmaps: PNG
+                data = {k: v for k, v in data.items() if k != "image/png"}
+                data["image/jpeg"] = jpeg
+                metadata = {("image/jpeg" if k == "image/png" else k): v
+                            for k, v in metadata.items()}
+            else:
+                data = {**data, "image/png": palette_png(png)}
+            mime = "image/jpeg" if "image/jpeg" in data else "image/png"
+            entry = dict(metadata.get(mime, {}))
+            entry["@KEY@"] = {"smallest_text_px": smallest_text_px(obj)}
+            metadata = {**metadata, mime: entry}
+        except Exception as error:  # never break a lesson over a website detail
+            import sys
+            print(f"coursekit figure hook: {error!r}", file=sys.__stderr__)
+        return data, metadata
+
+    formatter.format = format
+
+
+_cnn_course_figures()
+del _cnn_course_figures
+""".replace("@KEY@", FIGURE_METADATA_KEY)
 _ipython_dir: str | None = None
 
 
@@ -154,6 +241,8 @@ def ipython_dir() -> str:
         profile = path / "profile_default"
         profile.mkdir()
         (profile / "ipython_kernel_config.py").write_text(_KERNEL_CONFIG)
+        (profile / "startup").mkdir()
+        (profile / "startup" / "00-course-figures.py").write_text(_FIGURE_STARTUP)
         atexit.register(shutil.rmtree, path, ignore_errors=True)
         _ipython_dir = str(path)
     return _ipython_dir
@@ -200,7 +289,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m coursekit.notebooks", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
-    p_strip = sub.add_parser("strip", help="strip outputs in place (keeps NBVAL_CHECK_OUTPUT)")
+    p_strip = sub.add_parser("strip", help="strip outputs in place (keeps nbval-check-output cells)")
     p_strip.add_argument("files", nargs="+", type=Path)
     p_check = sub.add_parser("check", help="fail when a notebook is not stripped")
     p_check.add_argument("files", nargs="+", type=Path)

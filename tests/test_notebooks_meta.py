@@ -5,7 +5,8 @@ Every notebook in ``book/``:
 * starts its code (after the Colab set-up cell) with ``import utils`` (the import-order guard);
 * pairs its framework cells: each run of ``pytorch``-tagged code cells is immediately followed by
   ``tensorflow``-tagged twins (the website turns each run into one tab group);
-* ends its code with a ``# NBVAL_CHECK_OUTPUT`` cell whose committed output is stable text;
+* ends its code with a cell tagged ``nbval-check-output`` whose committed output is stable text,
+  and shows readers no ``# NBVAL_CHECK_OUTPUT`` comment (the tag does the same for nbval);
 * is committed stripped (``python -m coursekit.notebooks strip``);
 * is reached by ``_toc.yml`` (as is every notebook in ``exercises/``).
 """
@@ -20,7 +21,7 @@ import pytest
 import yaml
 from sphinx.util.matching import patmatch
 
-from coursekit.notebooks import CHECK_MARKER, is_stripped
+from coursekit.notebooks import CHECK_MARKER, CHECK_TAG, is_check_cell, is_stripped
 from coursekit.setup_cell import CELL_ID as SETUP_CELL_ID
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -137,9 +138,9 @@ def test_framework_cells_come_in_tagged_pairs(path):
 def test_ends_with_a_stable_check_cell(path):
     code = [c for c in _read(path).cells if c.cell_type == "code"]
     last = code[-1]
-    assert last.source.lstrip().startswith(CHECK_MARKER), \
-        f"the last code cell must start with {CHECK_MARKER}"
-    assert not last.metadata.get("tags"), "the check cell is shared (no framework tag)"
+    assert is_check_cell(last), f"the last code cell must be tagged {CHECK_TAG!r}"
+    assert not set(last.metadata.get("tags", [])) & set(FRAMEWORKS), \
+        "the check cell is shared (no framework tag)"
     outputs = last.get("outputs", [])
     assert outputs, ("the check cell has no committed output: run "
                      f"`python -m coursekit.notebooks execute {path.relative_to(ROOT)}`")
@@ -159,3 +160,13 @@ def test_committed_stripped(path):
 @pytest.mark.parametrize("path", LESSONS + EXERCISES, ids=[p.stem for p in LESSONS + EXERCISES])
 def test_in_table_of_contents(path):
     assert _in_toc(path), f"{path.relative_to(ROOT)} is not reached by _toc.yml"
+
+
+@pytest.mark.parametrize("path", [*LESSONS, *sorted((ROOT / "solutions").glob("*.ipynb"))],
+                         ids=lambda p: f"{p.parent.name}/{p.stem}")
+def test_no_nbval_comment_shown_to_readers(path):
+    marker = CHECK_MARKER.lstrip("# ")
+    shown = [i for i, cell in enumerate(_read(path).cells)
+             if cell.cell_type == "code" and marker in cell.source]
+    assert not shown, (f"cells {shown} carry the comment {CHECK_MARKER!r}, which readers see: "
+                       f"tag the cell {CHECK_TAG!r} instead")

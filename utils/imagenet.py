@@ -1,9 +1,5 @@
-"""ImageNet class names and top-k predictions, the same for both frameworks.
-
-The 1,000 names come from torchvision's weights metadata, which is installed with torchvision and
-needs no network. Index ``i`` of a model's logits is class ``IMAGENET_CLASSES[i]`` for every
-ImageNet model of the course (EfficientNet-Lite0 and ResNet-18 use the same order).
-"""
+"""ImageNet class names (from torchvision's weights metadata, offline) and top-k predictions, for
+both frameworks: logit ``i`` of every ImageNet model of the course is ``IMAGENET_CLASSES[i]``."""
 
 from __future__ import annotations
 
@@ -48,17 +44,9 @@ def softmax(logits) -> np.ndarray:
 
 
 def top_k(logits, k: int = 5) -> list:
-    """The ``k`` most probable ImageNet classes.
-
-    Args:
-        logits: ``[1000]`` for one image or ``[N, 1000]`` for a batch (NumPy array or a tensor of
-            either framework), e.g. from ``predict(model, images)``.
-        k: how many classes to return, best first.
-
-    Returns:
-        For one image a list of :class:`Prediction` ``(index, label, probability)``; for a batch a
-        list of such lists, one per image.
-    """
+    """The ``k`` most probable classes, best first, as :class:`Prediction` ``(index, label,
+    probability)``: a list for logits ``[1000]``, a list of lists for ``[N, 1000]`` (NumPy or a
+    tensor of either framework, e.g. from ``predict``)."""
     logits = as_numpy(logits)
     if logits.shape[-1] != len(_classes()) or logits.ndim not in (1, 2):
         raise ValueError(f"expected logits [1000] or [N, 1000], got shape {tuple(logits.shape)}")

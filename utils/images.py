@@ -1,9 +1,5 @@
-"""Real images that need no network, and strict checks on images a learner brings.
-
-Every image here is an RGB ``uint8`` array of shape ``[H, W, 3]``, the one format the rest of the
-course (``utils.preprocess``, the plots) expects. Bad input fails early with an error that says
-what was expected and how to fix it, instead of a shape error three calls later.
-"""
+"""Real images that need no network, and strict checks on images a learner brings: every image
+is RGB ``uint8 [H, W, 3]``, and bad input fails early with an error saying how to fix it."""
 
 from __future__ import annotations
 
@@ -60,10 +56,8 @@ def _cached_sample(name: str) -> np.ndarray:
 
 
 def load_sample(name: str) -> np.ndarray:
-    """Load one of the offline sample images (see :data:`SAMPLE_IMAGES`) as ``uint8 [H, W, 3]``.
-
-    The returned array is read-only because it is cached; use ``.copy()`` to edit it.
-    """
+    """One of the offline :data:`SAMPLE_IMAGES` as ``uint8 [H, W, 3]``; cached, so read-only
+    (``.copy()`` to edit it)."""
     if name not in _SAMPLES:
         import difflib
 
@@ -74,12 +68,8 @@ def load_sample(name: str) -> np.ndarray:
 
 
 def load_image(path, convert: bool = False) -> np.ndarray:
-    """Load an image file as ``uint8 [H, W, 3]``.
-
-    By default a grayscale or RGBA file is refused with an explanation, because silently dropping
-    transparency or inventing colour changes what the network sees. Pass ``convert=True`` to
-    convert it to RGB (alpha dropped, gray copied to three channels).
-    """
+    """An image file as ``uint8 [H, W, 3]``. Grayscale or RGBA files are refused (dropping alpha
+    or inventing colour changes what the network sees) unless ``convert=True``."""
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(
@@ -101,13 +91,9 @@ def load_image(path, convert: bool = False) -> np.ndarray:
 
 
 def check_rgb(image, name: str = "image") -> np.ndarray:
-    """Return ``image`` as an RGB ``uint8 [H, W, 3]`` array, or raise an error naming the problem.
-
-    Accepted: ``uint8`` arrays ``[H, W, 3]``, and floating-point arrays ``[H, W, 3]`` with values in
-    ``[0, 1]`` (as scikit-image returns them), which are scaled to ``uint8``. Refused with a clear
-    message: grayscale ``[H, W]`` or ``[H, W, 1]``, RGBA ``[H, W, 4]``, a batch ``[N, H, W, 3]``,
-    channels-first ``[3, H, W]``, other dtypes, and float values outside ``[0, 1]``.
-    """
+    """``image`` as RGB ``uint8 [H, W, 3]`` (floats in ``[0, 1]`` are scaled), or an error that
+    names the problem: grayscale, RGBA, a batch, channels first, another dtype, floats outside
+    ``[0, 1]``, smaller than 8 x 8."""
     if not isinstance(image, np.ndarray):
         if hasattr(image, "__array__") or isinstance(image, (list, tuple)):
             image = np.asarray(image)
@@ -125,10 +111,8 @@ def check_rgb(image, name: str = "image") -> np.ndarray:
             "drop the alpha channel with image[..., :3] (or load_image(path, convert=True))"
         )
     if image.ndim == 3 and shape[0] == 3 and shape[-1] != 3:
-        raise ValueError(
-            f"{name}: expected channels last [H, W, 3], got channels first {shape}; "
-            "use image.transpose(1, 2, 0)"
-        )
+        raise ValueError(f"{name}: expected channels last [H, W, 3], got channels first {shape}; "
+                         "use image.transpose(1, 2, 0)")
     if image.ndim == 4:
         raise ValueError(
             f"{name}: expected a single image [H, W, 3], got a batch of shape {shape}; "
@@ -150,7 +134,5 @@ def check_rgb(image, name: str = "image") -> np.ndarray:
                 "for 0-255 values use image.astype(np.uint8)"
             )
         return np.round(image * 255.0).astype(np.uint8)
-    raise TypeError(
-        f"{name}: expected dtype uint8 (0-255) or float in [0, 1], got {image.dtype}; "
-        "convert with skimage.util.img_as_ubyte(image)"
-    )
+    raise TypeError(f"{name}: expected dtype uint8 (0-255) or float in [0, 1], got {image.dtype}; "
+                    "convert with skimage.util.img_as_ubyte(image)")

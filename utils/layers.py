@@ -7,8 +7,8 @@ from collections.abc import Iterable, Sequence
 
 
 class UnknownLayerError(ValueError):
-    """A layer name that the model does not have. The message lists the valid names and the
-    closest match; ``.valid`` and ``.suggestion`` hold them for programs."""
+    """A layer name the model does not have; the message (and ``.valid``, ``.suggestion``) give
+    the valid names and the closest match."""
 
     def __init__(self, name: str, valid: Sequence[str], model_name: str = "the model"):
         self.name = name
@@ -17,10 +17,8 @@ class UnknownLayerError(ValueError):
         self.suggestion = matches[0] if matches else None
         hint = f" Did you mean {self.suggestion!r}?" if self.suggestion else ""
         shown = self.valid if len(self.valid) <= 60 else self.valid[:30] + ["..."] + self.valid[-10:]
-        super().__init__(
-            f"{model_name} has no layer {name!r}.{hint} "
-            f"Valid names ({len(self.valid)}): {', '.join(shown)}"
-        )
+        super().__init__(f"{model_name} has no layer {name!r}.{hint} "
+                         f"Valid names ({len(self.valid)}): {', '.join(shown)}")
 
 
 def as_name_list(layers: str | Iterable[str]) -> list[str]:
@@ -38,9 +36,6 @@ def as_name_list(layers: str | Iterable[str]) -> list[str]:
 
 
 def call_key(name: str, call: int) -> str:
-    """The key of the ``call``-th output of a layer that runs several times in one forward pass.
-
-    The first call keeps the plain name; later calls get ``_1``, ``_2``... which is also how Keras
-    names the separate layers of a twin model (torchvision's ResNet calls one ReLU twice per block).
-    """
+    """The key of a layer's ``call``-th output in one forward pass: ``name``, ``name_1``... (also
+    the names of a Keras twin's layers, one per call)."""
     return name if call == 0 else f"{name}_{call}"

@@ -9,11 +9,9 @@ depthwise kernel       ``[C * m, 1, kh, kw]``      ``[kh, kw, C, m]``
 dense (linear) weight  ``[out, in]``               ``[in, out]``
 =====================  ==========================  ==========================
 
-(``m`` is the depth multiplier, 1 in every model of this course.) The course's *canonical* kernel
-layout is PyTorch's ``[out, in, kh, kw]``: :func:`utils.pytorch.conv_filters` and
-:func:`utils.tensorflow.conv_filters` both return it, so one plotting helper serves both.
-
-Everything here works on NumPy arrays; :func:`as_numpy` turns a framework tensor into one.
+``m`` is the depth multiplier (1 in the course's models). The *canonical* kernel layout is
+PyTorch's: both ``conv_filters`` return it. Everything here works on NumPy arrays
+(:func:`as_numpy` converts a tensor).
 """
 
 from __future__ import annotations
@@ -22,8 +20,7 @@ import numpy as np
 
 
 def as_numpy(x) -> np.ndarray:
-    """Return ``x`` as a NumPy array: detached and on the CPU for torch tensors, ``.numpy()`` for
-    TensorFlow tensors, unchanged for arrays. Lists and numbers go through ``np.asarray``."""
+    """``x`` as a NumPy array (torch tensors detached and on the CPU; arrays unchanged)."""
     if isinstance(x, np.ndarray):
         return x
     if hasattr(x, "detach"):  # torch.Tensor, without importing torch here
@@ -101,13 +98,9 @@ def torch_dense_to_keras(w) -> np.ndarray:
 
 
 def guess_layout(x, channels: int | None = None) -> str:
-    """Best guess whether a 4-D activation (or 3-D single map) is ``"channels_first"`` or
-    ``"channels_last"``.
-
-    Pass ``channels`` when you know it; otherwise the smaller of the first and last spatial
-    candidates is taken as the channel axis when the other two axes are equal (square maps),
-    which holds for every model in this course. Ambiguous input raises ``ValueError``.
-    """
+    """``"channels_first"`` or ``"channels_last"`` for activations ``[N, ., ., .]`` or one map:
+    from ``channels`` when given, else the axis beside two equal (square) ones; ``ValueError``
+    when ambiguous."""
     shape = as_numpy(x).shape
     if len(shape) not in (3, 4):
         raise ValueError(f"expected [N, C, H, W], [N, H, W, C] or a single map, got shape {shape}")
@@ -121,7 +114,5 @@ def guess_layout(x, channels: int | None = None) -> str:
         return "channels_first"
     if dims[0] == dims[1] and dims[2] != dims[1]:
         return "channels_last"
-    raise ValueError(
-        f"cannot tell whether shape {shape} is channels-first or channels-last; "
-        "pass layout='channels_first' (PyTorch) or layout='channels_last' (Keras)"
-    )
+    raise ValueError(f"cannot tell whether shape {shape} is channels-first or channels-last; "
+                     "pass layout='channels_first' (PyTorch) or layout='channels_last' (Keras)")

@@ -1,21 +1,13 @@
 """Activation maximisation, the framework-neutral parts: the starting image, the jitter, the pixel
 scaling and the result type.
 
-Activation maximisation asks *what input would make this channel fire as strongly as possible?*
-Start from a grey, slightly noisy image and climb the gradient of the channel's mean activation
-with respect to the pixels. Left alone, that produces high-frequency noise that the network happens
-to like, so each step
-
-* **jitters** the image (rolls it a few pixels in a random direction), so a pattern must work at
-  every position, not on one exact pixel grid;
-* subtracts a **smoothness** penalty (total variation: the squared differences between
-  neighbouring pixels), so the result looks like an image;
-* keeps every pixel inside the range a real photo can have (0-255 before preprocessing).
-
-The framework modules :mod:`utils.pytorch.maximize` and :mod:`utils.tensorflow.maximize` run the
-same loop with the same function ``maximize_activation(model, layer, channel, ...)``. The noise and
-the jitter come from NumPy here, seeded, so one seed gives the same starting image and the same
-sequence of shifts in both frameworks.
+*What input makes this channel fire most?* Start from a grey, slightly noisy image and climb the
+gradient of the channel's mean activation with respect to the pixels. Each step **jitters** the
+image (a random roll of a few pixels: a pattern must work at every position), subtracts a
+**smoothness** penalty (total variation) and keeps pixels within 0-255, or the result is noise
+the network happens to like. ``maximize_activation`` of :mod:`utils.pytorch.maximize` and
+:mod:`utils.tensorflow.maximize` runs that loop; noise and jitter come from seeded NumPy here, so
+one seed gives the same start and shifts in both frameworks.
 """
 
 from __future__ import annotations
@@ -38,10 +30,9 @@ class MaximizationResult(NamedTuple):
     """What ``maximize_activation`` returns; unpack it as ``image, history = ...``.
 
     Attributes:
-        image: ``uint8 [H, W, 3]`` RGB (``[H, W, 1]`` for ``"mnist_cnn"``): the optimised input,
-            converted back from the model's input scaling to viewable pixels.
-        history: float32 ``[steps]``: the channel's mean activation at each step (measured on the
-            jittered image the step used). ``history[0]`` is the value on the starting image.
+        image: the optimised input as pixels, ``uint8 [H, W, 3]`` (``[H, W, 1]`` for MNIST).
+        history: float32 ``[steps]``: the channel's mean activation at each step, on the jittered
+            image the step used (``history[0]``: the starting image).
     """
 
     image: np.ndarray
@@ -101,11 +92,9 @@ def check_settings(channel, steps, lr, size, jitter, smoothness) -> None:
 
 
 def starting_image(size: int, seed: int, start=None, preprocessing: str = "efficientnet_lite0") -> np.ndarray:
-    """The image the optimisation starts from, as the model's input ``float32 [size, size, C]``.
-
-    ``start=None``: mid-grey plus a little seeded noise (pixels ~ 127 +- 10). Otherwise an RGB
-    image (``uint8 [H, W, 3]``, e.g. ``load_sample("cat")``), resized to ``size x size`` (the whole image squeezed, as :func:`utils.preprocess.preprocess` does), or a float array already in the model's input scaling ``[size, size, C]``.
-    """
+    """The starting image as the model's input ``float32 [size, size, C]``: for ``start=None``
+    mid-grey plus seeded noise (pixels ~ 127 +- 10); else an RGB ``uint8`` image, resized whole
+    to ``size x size`` as ``preprocess`` does, or a float input ``[size, size, C]`` as it is."""
     scaling = pixel_scaling(preprocessing)
     channels = len(scaling.offset)
     if start is None:
@@ -126,9 +115,8 @@ def starting_image(size: int, seed: int, start=None, preprocessing: str = "effic
 
 
 def jitter_shifts(steps: int, jitter: int, seed: int) -> np.ndarray:
-    """int ``[steps, 2]``: the (down, right) roll of each step, uniform in ``[-jitter, jitter]``.
-    Drawn from their own seeded generator, after the starting noise's, so both frameworks use the
-    same sequence."""
+    """int ``[steps, 2]``: each step's (down, right) roll, uniform in ``[-jitter, jitter]``, from
+    its own seeded generator."""
     rng = np.random.default_rng([seed, 1])
     return rng.integers(-jitter, jitter + 1, size=(steps, 2))
 
@@ -139,11 +127,8 @@ def show_progress(progress, steps: int) -> bool:
 
 
 def progress_bar(iterable, enabled: bool, **kwargs):
-    """``iterable`` wrapped in a tqdm bar when ``enabled`` (else returned as it is).
-
-    A notebook widget bar needs ``ipywidgets``; without it ``tqdm.auto`` warns at import and fails
-    when the bar starts, so the plain text bar (on stderr) is used instead.
-    """
+    """``iterable`` in a tqdm bar when ``enabled``: the notebook widget bar where ``ipywidgets``
+    is installed (``tqdm.auto`` fails without it), else the text bar."""
     if not enabled:
         return iterable
     try:

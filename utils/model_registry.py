@@ -1,9 +1,4 @@
-"""The course's models, by name: the list both frameworks load from, and the errors they share.
-
-Framework-neutral (imports neither PyTorch nor TensorFlow), so :mod:`utils.pytorch.models` and
-:mod:`utils.tensorflow.models` check names and report missing weights the same way without
-depending on each other.
-"""
+"""The course's model names and the errors both frameworks share (imports neither framework)."""
 
 from __future__ import annotations
 
@@ -15,13 +10,11 @@ default), ResNet-18 (ImageNet, torchvision's weights) and the small MNIST digit 
 
 
 class WeightsNotAvailableError(RuntimeError):
-    """Pretrained weights are not on this machine and cannot be fetched. The message says how to
-    get them; random weights (``pretrained=False``) always work."""
+    """Pretrained weights are not here and cannot be fetched; the message says how to get them."""
 
 
 def check_model_name(name: str) -> str:
-    """Return ``name`` if it is one of :data:`MODEL_NAMES`, else raise ``ValueError`` listing them
-    and the closest match."""
+    """``name`` if it is in :data:`MODEL_NAMES`, else ``ValueError`` with the closest match."""
     if name not in MODEL_NAMES:
         close = difflib.get_close_matches(str(name), MODEL_NAMES, n=1)
         hint = f" Did you mean {close[0]!r}?" if close else ""

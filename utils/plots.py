@@ -22,6 +22,33 @@ from utils.layout import as_numpy, guess_layout, keras_kernel_to_torch
 _LAYOUTS = ("channels_first", "channels_last")
 EMPTY_FILTER_FRACTION = 1e-3
 """A filter whose largest weight is below this fraction of the layer's largest is drawn as empty."""
+PAGE_WIDTH_PX = 660
+"""Width a figure gets on the course website (inside a framework tab, desktop layout): a wider
+figure is shown scaled down to it, so its text is drawn larger to compensate."""
+MIN_TEXT_PT = 9.0
+"""Smallest text size, in points as a reader sees it on the page, that the helpers draw."""
+
+
+def legible(fig, *, min_pt: float = MIN_TEXT_PT, page_width_px: int = PAGE_WIDTH_PX):
+    """Enlarge every text of ``fig`` that would read smaller than ``min_pt`` once the figure is
+    scaled to a page ``page_width_px`` wide (a 12-inch grid is shown at about 60%); returns ``fig``.
+
+    A point is 1/72 inch in the figure and 4/3 CSS pixels on a page; at ``fig.dpi`` pixels per
+    inch a ``size``-point text reads as ``size * dpi / 96 * scale`` points.
+    """
+    from matplotlib.text import Text
+
+    width_px = fig.get_figwidth() * fig.dpi * 1.05  # a tight bounding box may add a few percent
+    scale = min(1.0, page_width_px / width_px)
+    needed = min_pt * 96 / fig.dpi / scale
+    texts = fig.findobj(Text)
+    for ax in fig.axes:  # tick labels are made on demand: ask for them (matplotlib copies
+        if ax.axison:    # the first tick's size to the ticks it adds when drawing)
+            texts += ax.get_xticklabels() + ax.get_yticklabels()
+    for text in texts:
+        if text.get_text() and text.get_fontsize() < needed:
+            text.set_fontsize(needed)
+    return fig
 
 
 def _maps_chw(maps, layout: str | None, index: int) -> np.ndarray:
@@ -89,12 +116,13 @@ def plot_feature_maps(
     chw = _maps_chw(maps, layout, index)
     chosen = _select(chw.shape[0], channels, max_maps)
     vmin, vmax = (float(chw[chosen].min()), float(chw[chosen].max())) if shared_scale else (None, None)
-    fig, axes = _grid(len(chosen), ncols, extra_height=0.4 if title else 0.0)
+    fig, axes = _grid(len(chosen), ncols, extra_height=0.5 if title else 0.0)
     for ax, c in zip(axes, chosen):
         ax.imshow(chw[c], cmap=cmap, vmin=vmin, vmax=vmax)
         ax.set_title(f"{c}", fontsize=8)
     if title:
         fig.suptitle(title)
+    legible(fig)
     fig.tight_layout()
     return fig
 
@@ -136,6 +164,7 @@ def compare_feature_maps(
                 ax.set_ylabel(label)
     if title:
         fig.suptitle(title)
+    legible(fig)
     fig.tight_layout()
     return fig
 
@@ -201,18 +230,23 @@ def plot_filters(
             ax.set_title(f"{i}", fontsize=8)
     if title:
         fig.suptitle(title)
+    legible(fig)
     fig.tight_layout()
     return fig
 
 
-def plot_images(images, titles=None, *, ncols: int = 4, cell: float = 2.5):
-    """A row (or grid) of RGB images with optional titles."""
+def plot_images(images, titles=None, *, ncols: int = 4, cell: float = 2.5, title: str | None = None):
+    """A row (or grid) of RGB images with optional panel titles and an optional overall ``title``
+    (above the panel titles, never over them)."""
     images = [as_numpy(i) for i in images]
-    fig, axes = _grid(len(images), ncols, cell=cell)
+    fig, axes = _grid(len(images), ncols, cell=cell, extra_height=0.5 if title else 0.0)
     for k, (ax, img) in enumerate(zip(axes, images)):
         ax.imshow(img, cmap="gray" if img.ndim == 2 else None)
         if titles is not None:
             ax.set_title(str(titles[k]), fontsize=9)
+    if title:
+        fig.suptitle(title)
+    legible(fig)
     fig.tight_layout()
     return fig
 
@@ -246,5 +280,6 @@ def overlay_heatmap(image, heatmap, *, alpha: float = 0.45, cmap: str = "jet", t
         ax.set_axis_off()
     if title:
         fig.suptitle(title)
+    legible(fig)
     fig.tight_layout()
     return fig

@@ -1,8 +1,5 @@
-"""Copy weights from a PyTorch model into its Keras twin, layer by layer, by name.
-
-A twin is a Keras model whose layers carry the PyTorch module names (``"layer1.0.conv1"``).
-:func:`port_to_keras` pairs each Keras layer that has weights with the PyTorch module of the same
-name and converts each tensor; this is where the classic porting traps live:
+"""Copy weights from a PyTorch model into its Keras twin (a Keras model whose layers carry the
+PyTorch module names), layer by layer, converting each tensor: the classic porting traps.
 
 ====================  ==============================  =====================================
 layer                 PyTorch                         Keras
@@ -15,12 +12,9 @@ Dense                 weight ``[out, in]``            kernel ``[in, out]`` (tran
 Dense after Flatten   flattens ``[C, H, W]``          flattens ``[H, W, C]``: rows reordered
 ====================  ==============================  =====================================
 
-Hyper-parameters (BatchNorm epsilon, strides, padding) are *not* weights and are not copied: a
-twin that gets them wrong ports fine and computes something else. That is what
-:mod:`utils.agreement` catches.
-
-torchvision's ResNet calls one ``relu`` module twice per block; a twin has a layer per call,
-``name`` and ``name_1`` (:func:`keras_names_for`).
+Hyper-parameters (BatchNorm epsilon, strides, padding) are not weights: a twin that gets them
+wrong ports fine and computes something else, which :mod:`utils.agreement` catches. A module called
+twice (torchvision's ResNet ``relu``) has a Keras layer per call (:func:`keras_names_for`).
 """
 
 from __future__ import annotations
@@ -35,8 +29,7 @@ from utils.layout import as_numpy, torch_dense_to_keras, torch_kernel_to_keras
 
 
 def _keras():
-    """Keras, imported on first use: this module is framework-neutral and imports no framework
-    when it is imported itself (a Keras model passed in means Keras is loaded anyway)."""
+    """Keras, imported on first use (this framework-neutral module imports none when imported)."""
     from utils._import_order import import_tensorflow
 
     import_tensorflow()  # quietly, and after torch (the import order that does not crash)
@@ -46,8 +39,8 @@ def _keras():
 
 
 class PortError(ValueError):
-    """The PyTorch model and the Keras model are not twins: a layer is missing on one side, or a
-    weight has the wrong shape. The message names the offending layer."""
+    """The two models are not twins (a layer missing on one side, a weight of the wrong shape);
+    the message names the layer."""
 
 
 def _torch_params(torch_model_or_state) -> dict[str, dict[str, np.ndarray]]:
@@ -118,36 +111,24 @@ def convert_layer(name: str, layer, torch_w: dict[str, np.ndarray], keras_model=
             h, wd, c = hwc
             w = w.reshape(w.shape[0], c, h, wd).transpose(0, 2, 3, 1).reshape(w.shape[0], -1)
         return [torch_dense_to_keras(w), *b]
-    raise PortError(
-        f"layer {name!r}: no rule to port weights into a Keras {type(layer).__name__} "
-        "(supported: Conv2D, DepthwiseConv2D, BatchNormalization, Dense)"
-    )
+    raise PortError(f"layer {name!r}: no rule to port weights into a Keras {type(layer).__name__} "
+                    "(supported: Conv2D, DepthwiseConv2D, BatchNormalization, Dense)")
 
 
 def port_to_keras(torch_model, keras_model):
-    """Copy every weight of ``torch_model`` into its Keras twin ``keras_model`` (in place).
-
-    Args:
-        torch_model: an ``nn.Module`` or its ``state_dict()``.
-        keras_model: a built Keras model whose weighted layers have exactly the PyTorch module
-            names (e.g. from ``utils.tensorflow.models``).
-
-    Returns:
-        ``keras_model``, for chaining.
+    """Copy every weight of ``torch_model`` (an ``nn.Module`` or its ``state_dict()``) into its
+    built Keras twin ``keras_model``, in place, and return ``keras_model``.
 
     Raises:
-        PortError: a PyTorch module with weights has no Keras layer of that name, a Keras layer
-            with weights has no PyTorch module, the tensors differ (a bias on one side only) or a
-            converted shape does not fit. Nothing is written unless every layer fits.
+        PortError: a weighted layer has no namesake on the other side, the tensors differ (a bias
+            on one side only) or a converted shape does not fit. Nothing is written then.
     """
     params = _torch_params(torch_model)
     keras_layers = _weighted_layers(keras_model)
     missing = [name for name in params if name not in keras_layers]
     if missing:
-        raise PortError(
-            f"PyTorch layer {missing[0]!r} has no Keras layer of that name "
-            f"(all missing in Keras: {missing})"
-        )
+        raise PortError(f"PyTorch layer {missing[0]!r} has no Keras layer of that name "
+                        f"(all missing in Keras: {missing})")
     extra = [name for name in keras_layers if name not in params]
     if extra:
         raise PortError(
@@ -171,10 +152,8 @@ def port_to_keras(torch_model, keras_model):
 
 
 def keras_names_for(torch_name: str, keras_model) -> list[str]:
-    """The Keras layer(s) of a twin that hold the output(s) of PyTorch module ``torch_name``, one
-    per call, in call order: ``["layer1.0.relu", "layer1.0.relu_1"]`` for torchvision's twice-used
-    ReLU, ``["conv1"]`` for a module called once. Pairs with ``ActivationCapture.calls[name][i]``.
-    """
+    """The twin's layers holding the outputs of PyTorch module ``torch_name``, one per call:
+    ``["layer1.0.relu", "layer1.0.relu_1"]`` for a ReLU called twice, ``["conv1"]`` otherwise."""
     from utils.tensorflow._blocks import get_layer
 
     get_layer(keras_model, torch_name)  # UnknownLayerError with the closest name if it is not there

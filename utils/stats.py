@@ -1,14 +1,8 @@
-"""Statistics of a layer's channels over a data set, computed batch by batch.
-
-Framework-neutral NumPy. The framework modules (``utils.pytorch.diagnostics``,
-``utils.tensorflow.diagnostics``) run a model over the data and feed each batch's activations (or
-their per-sample reductions) into a :class:`ChannelStats`; nothing here stores images or maps, so
-memory stays ``O(channels)`` however many images are scanned.
-
-* :class:`ChannelStats` -- streamed per-channel mean activation, share of samples on which the
-  channel fires, maximum, and (optionally) the indices of the samples that excite it most;
-* :func:`dead_filters` -- channels that (almost) never fire;
-* :func:`strongest_filters` -- channels ranked by mean activation for an image or a set.
+"""Statistics of a layer's channels over a data set, computed batch by batch (framework-neutral
+NumPy; memory ``O(channels)`` however many images): :class:`ChannelStats` (streamed per-channel
+mean, share of samples a channel fires on, maximum, optionally the top samples),
+:func:`dead_filters` and :func:`strongest_filters`. The ``scan_dead_filters`` of both
+frameworks feed it.
 """
 
 from __future__ import annotations
@@ -19,13 +13,7 @@ import numpy as np
 
 from utils.layout import as_numpy, guess_layout
 
-__all__ = [
-    "ChannelStats",
-    "DeadFilterScan",
-    "TopK",
-    "dead_filters",
-    "strongest_filters",
-]
+__all__ = ["ChannelStats", "DeadFilterScan", "TopK", "dead_filters", "strongest_filters"]
 
 _LAYOUTS = ("channels_first", "channels_last")
 
@@ -40,11 +28,8 @@ def _check_layout(layout: str) -> str:
 
 
 def per_sample_reductions(maps, layout: str | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """Per-sample, per-channel spatial mean and maximum of a batch of maps: two ``[N, C]`` arrays.
-
-    ``maps`` is ``[N, C, H, W]`` (``layout="channels_first"``), ``[N, H, W, C]``
-    (``"channels_last"``) or already flat ``[N, C]`` (a dense layer; mean = max = the value).
-    """
+    """Per-sample, per-channel spatial ``(means, maxima)``, two ``[N, C]`` arrays, of maps
+    ``[N, C, H, W]`` / ``[N, H, W, C]`` (``layout``; ``None`` guesses) or ``[N, C]`` (as is)."""
     maps = as_numpy(maps)
     if maps.ndim == 2:
         values = maps.astype(np.float64, copy=False)
@@ -121,14 +106,9 @@ class TopK:
 
 
 class ChannelStats:
-    """Streamed per-channel statistics of a layer's activations over many samples.
-
-    Feed batches with :meth:`update` (maps) or :meth:`update_reduced` (per-sample spatial means
-    and maxima, which a framework can compute before moving data to NumPy). Only running sums,
-    counts and maxima are kept (``O(channels)``; ``O(channels * top_k)`` with ``top_k``).
-
-    A channel *fires* on a sample when its largest value on that sample is above
-    ``fire_threshold`` (for a ReLU layer, or the conv just before it, 0: the unit passes a signal).
+    """Streamed per-channel statistics of a layer's activations over many samples, fed with
+    :meth:`update` (maps) or :meth:`update_reduced` (per-sample spatial means and maxima). A
+    channel *fires* on a sample when its largest value there is above ``fire_threshold``.
 
     Attributes (NumPy ``[C]`` arrays after the first batch):
         count: samples seen;  ``mean``: average activation (over samples and positions);
@@ -217,12 +197,8 @@ class ChannelStats:
 
 def dead_filters(stats: ChannelStats, *, fire_threshold: float | None = None,
                  min_fraction: float = 0.01) -> list[int]:
-    """Channels that fire on at most ``min_fraction`` of the samples (``0``: never fire).
-
-    ``fire_threshold`` is fixed when the statistics are collected (``ChannelStats(fire_threshold=...)``);
-    pass it here to state it explicitly: a different value raises ``ValueError`` (the fire counts
-    for another threshold were never collected).
-    """
+    """Channels that fire on at most ``min_fraction`` of the samples. ``fire_threshold`` was
+    fixed when the statistics were collected: passing another value raises ``ValueError``."""
     if not isinstance(stats, ChannelStats):
         raise TypeError(f"expected a ChannelStats, got {type(stats).__name__}")
     if fire_threshold is not None and float(fire_threshold) != stats.fire_threshold:
@@ -283,12 +259,8 @@ class DeadFilterScan:
 
 
 def strongest_filters(maps, layout: str | None = None, k: int = 5) -> list[tuple[int, float]]:
-    """Channels ranked by mean activation: ``[(channel, mean), ...]``, strongest first.
-
-    ``maps``: one image's maps ``[C, H, W]`` / ``[H, W, C]`` or a set ``[N, C, H, W]`` /
-    ``[N, H, W, C]`` (the mean is then over the images too). ``layout``: ``"channels_first"``
-    (PyTorch) or ``"channels_last"`` (Keras); ``None`` guesses from the shape.
-    """
+    """The ``k`` channels with the largest mean activation, ``[(channel, mean), ...]``, over
+    one image's maps or a batch (``layout`` as in :func:`per_sample_reductions`)."""
     maps = as_numpy(maps)
     if maps.ndim == 3:
         maps = maps[None]
@@ -304,13 +276,9 @@ def strongest_filters(maps, layout: str | None = None, k: int = 5) -> list[tuple
 
 
 def iter_batches(images, batch_size: int, convert):
-    """Yield ``convert(batch)`` for consecutive batches of ``images``, converting one batch at a
-    time (so a large NumPy array never becomes one huge tensor).
-
-    ``images``: an array-like batch with 4 axes (NumPy, torch or TensorFlow; one image with 3 axes
-    gets a batch axis), or any iterable of batches such as a ``DataLoader`` or a ``tf.data``
-    dataset, where ``(x, y)`` pairs use ``x``.
-    """
+    """``convert(batch)`` for consecutive batches of ``images`` (an array with 4 axes, or 3 for
+    one image), one at a time, or for each batch of an iterable such as a ``DataLoader`` (of
+    ``(x, y)`` pairs, ``x``)."""
     if int(batch_size) < 1:
         raise ValueError(f"batch_size must be at least 1, got {batch_size!r}")
     if hasattr(images, "ndim") and hasattr(images, "shape"):

@@ -11,14 +11,12 @@ recognised when those modules are already imported). It does not import ``utils`
 """
 
 
-def _install():
+def _array_encoder():
+    """``as_array(value)``: a NumPy, torch or TensorFlow array as ``{"__ndarray__": base64 .npy}``,
+    or ``None`` for anything else (or when NumPy is not loaded)."""
     import base64
-    import builtins
     import io
-    import math
     import sys
-
-    mime = "application/vnd.cnn-course.probe+json"
 
     def as_array(value):
         np = sys.modules.get("numpy")
@@ -39,6 +37,14 @@ def _install():
         buffer = io.BytesIO()
         np.save(buffer, np.ascontiguousarray(array), allow_pickle=False)
         return {"__ndarray__": base64.b64encode(buffer.getvalue()).decode("ascii")}
+
+    return as_array
+
+
+def _value_encoder(as_array):
+    """``encode(value)``: a probed value as JSON-safe data (the grader's ``values.decode``)."""
+    import math
+    import sys
 
     def encode(value, depth=0):
         if depth > 32:
@@ -67,6 +73,14 @@ def _install():
         raise TypeError(f"cannot probe a value of type {type(value).__name__} "
                         "(use numbers, strings, lists, tuples, dicts, sets or arrays)")
 
+    return encode
+
+
+def _install(encode):
+    import builtins
+
+    mime = "application/vnd.cnn-course.probe+json"
+
     def probe(name, value, *, rtol=1e-5, atol=1e-8):
         """Send ``value`` to the grader under ``name``; returns ``value`` unchanged."""
         from IPython.display import publish_display_data
@@ -84,5 +98,6 @@ def _install():
     return probe
 
 
-probe = _install()
-del _install
+# Only ``probe`` stays in the kernel's namespace: the helpers live on in its closures.
+probe = _install(_value_encoder(_array_encoder()))
+del _install, _value_encoder, _array_encoder

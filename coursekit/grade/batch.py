@@ -317,6 +317,175 @@ def _notebook_rows(student: str, source: SourceNotebook, results: list[QuestionR
             for r in results]
 
 
+class _Batch:
+    """One grading run's state, from the resume check to the CSV (see :func:`grade`)."""
+
+    def __init__(self, options: Options, sources: list[SourceNotebook], summary: Summary, log):
+        self.options, self.sources, self.summary, self.log = options, sources, summary, log
+        self.state = StateStore(options.state)
+        self.by_name = {s.name: s for s in sources}
+        self.records: dict[str, dict] = {}
+        self.prints: dict[str, str] = {}
+        self.todo: list[str] = []
+        self.references: dict[str, dict | None] = {}
+        self.reference_tasks: list[tuple[str, str, str]] = []
+        self.waiting: dict[str, list[NotebookOutcome]] = {}
+        self.failed_refs: dict[str, str] = {}
+        self.bar = None
+
+    def plan(self) -> None:
+        """What is already done (resume) and what must run."""
+        for student in self.summary.students:
+            folder = self.options.submissions / student
+            self.prints[student] = fingerprint(folder, self.sources, self.options.limits)
+            record = self.state.load_student(student, self.prints[student])
+            if record is None:
+                self.todo.append(student)
+            else:
+                self.records[student] = record
+                self.summary.resumed.append(student)
+        for source in self.sources:
+            cached = (self.state.load_reference(source.name, reference_key(source))
+                      if self.todo else None)
+            if cached is not None:
+                self.references[source.name] = expected_values(cached)
+            elif self.todo:
+                self.reference_tasks.append(("reference", source.name, ""))
+
+    def write_feedback(self, student: str, texts: dict[str, str]) -> None:
+        if self.options.feedback is None:
+            return
+        for name, text in texts.items():
+            atomic_write(self.options.feedback / student / f"{Path(name).stem}.md", text)
+
+    def _score(self, source: SourceNotebook, outcome: NotebookOutcome | None, error: str | None):
+        """``(results, notes, manual answers, complete)`` for one notebook of a student."""
+        if outcome is None:
+            return whole_notebook(source, "error", f"not graded: {error}"), [], {}, True
+        if outcome.kind in ("missing", "invalid"):
+            return whole_notebook(source, outcome.kind, outcome.message), [], {}, True
+        if source.name in self.failed_refs:
+            return whole_notebook(source, "error", "not graded: the instructor's reference "
+                                  "solution failed; it will be regraded"), [], {}, False
+        results = score(source, outcome.plan, outcome.run, self.references[source.name],
+                        self.options.limits)
+        notes: list[str] = []
+        if outcome.note:
+            notes.append(outcome.note)
+        if outcome.plan.extra_cells:
+            notes.append(f"{outcome.plan.extra_cells} code cell(s) you added were run "
+                         "after the cell above them.")
+        if outcome.run.restarts:
+            notes.append(f"The kernel was restarted {outcome.run.restarts} time(s) "
+                         "after a crash or an unstoppable cell.")
+        # a failed run is the grading machine's fault: retry on the next run
+        return results, notes, outcome.plan.manual_answers, not outcome.run.failure
+
+    def finish(self, student: str, outcomes: list[NotebookOutcome] | None,
+               error: str | None) -> None:
+        rows: list[Row] = []
+        texts: dict[str, str] = {}
+        written: dict[str, dict[str, str]] = {}
+        complete = error is None
+        for source in self.sources:
+            outcome = next((o for o in outcomes or [] if o.name == source.name), None)
+            results, notes, manual, done = self._score(source, outcome, error)
+            complete = complete and done
+            written[source.name] = manual
+            rows += _notebook_rows(student, source, results)
+            texts[source.name] = feedback_md.render(student, source, results, notes=notes,
+                                                    manual_answers=manual)
+        save_answers(self.options.state, student, written)  # for the hand-grading sheets
+        if complete:
+            self.state.save_student(student, self.prints[student], rows, texts)
+        self.records[student] = {"rows": [asdict(row) for row in rows], "feedback": texts}
+        self.write_feedback(student, texts)
+        self.summary.graded.append(student)
+        if self.bar is not None:
+            self.bar.update(1)
+
+    def needs(self, outcomes: list[NotebookOutcome]) -> set[str]:
+        return ({o.name for o in outcomes if o.kind == "run"} - set(self.references)
+                - set(self.failed_refs))
+
+    def on_done(self, task, result, error) -> None:
+        kind, name, _ = task
+        if kind == "reference":
+            self._reference_done(name, result, error)
+        elif error is not None:
+            self.finish(name, None, error)
+        elif self.needs(result):
+            self.waiting[name] = result
+        else:
+            self.finish(name, result, None)
+
+    def _reference_done(self, name: str, result, error: str | None) -> None:
+        if error is None:
+            plan, run = result
+            try:
+                payloads = build_reference(self.by_name[name], plan, run)
+            except ReferenceFailure as exc:
+                error = str(exc)
+            else:
+                self.state.save_reference(name, reference_key(self.by_name[name]), payloads)
+                self.references[name] = expected_values(payloads)
+        if error is not None:
+            self.failed_refs[name] = error
+            self.summary.reference_problems.append(error)
+            self.log(f"PROBLEM: {error}")
+        for student in [s for s, o in self.waiting.items() if not self.needs(o)]:
+            self.finish(student, self.waiting.pop(student), None)
+
+    def _context(self, workroot: Path) -> _Context:
+        options = self.options
+        private = tuple(p for p in (options.source_dir, options.submissions, options.out.parent,
+                                    options.feedback, options.state, CHECKOUT / ".git")
+                        if p is not None)
+        cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+        limits = options.limits
+        limits = Limits(limits.cell_timeout, limits.notebook_timeout, limits.memory_mb,
+                        limits.startup_timeout, limits.max_restarts,
+                        threads=max(1, (cpus or 1) // options.jobs))
+        return _Context(tuple(self.sources), self.summary.isolation, workroot, limits, private)
+
+    def execute(self) -> None:
+        """Run the reference and student tasks in the pool; link folders are refused unread."""
+        options, todo = self.options, self.todo
+        workroot = make_workroot("cnn-grade-")
+        os.chmod(workroot, 0o711)  # a kernel running as nobody must reach its own folder
+        context = self._context(workroot)
+        student_tasks = [("student", s, str(options.submissions / s)) for s in todo
+                         if not (options.submissions / s).is_symlink()]
+        try:
+            if options.progress and todo:
+                from tqdm import tqdm
+
+                self.bar = tqdm(total=len(todo), desc="grading", unit="student", file=sys.stderr)
+            for student in todo:  # a linked folder could point anywhere: refuse it unread
+                if (options.submissions / student).is_symlink():
+                    self.finish(student, [NotebookOutcome(s.name, "invalid", "the student folder "
+                                "is a symbolic link") for s in self.sources], None)
+            _execute(self.reference_tasks + student_tasks, options.jobs, context, self.on_done)
+            for student in list(self.waiting):  # a reference failed, nothing else to wait for
+                self.finish(student, self.waiting.pop(student), None)
+        finally:
+            if self.bar is not None:
+                self.bar.close()
+            shutil.rmtree(workroot, ignore_errors=True)
+
+    def write_results(self) -> None:
+        """Every student's rows (graded now or resumed) into the summary and the CSV."""
+        summary = self.summary
+        for student in summary.students:
+            record = self.records[student]
+            rows = [Row(**row) for row in record["rows"]]
+            summary.rows += rows
+            if student in summary.resumed:
+                self.write_feedback(student, record["feedback"])
+        summary.rows = apply_scores(self.options.state, summary.rows)  # hand scores survive
+        write_csv(summary.rows, self.options.out)
+
+
 def grade(options: Options, log=print) -> Summary:
     """Grade every student of the shard; see the module docstring. Raises InstructorError."""
     started = time.monotonic()
@@ -329,149 +498,9 @@ def grade(options: Options, log=print) -> Summary:
         raise InstructorError(str(exc)) from None
     summary = Summary(isolation, students)
     log(isolation.describe())
-    state = StateStore(options.state)
-    by_name = {s.name: s for s in sources}
-
-    # What is already done (resume) and what must run.
-    records: dict[str, dict] = {}
-    prints: dict[str, str] = {}
-    todo: list[str] = []
-    for student in students:
-        folder = options.submissions / student
-        prints[student] = fingerprint(folder, sources, options.limits)
-        record = state.load_student(student, prints[student])
-        if record is None:
-            todo.append(student)
-        else:
-            records[student] = record
-            summary.resumed.append(student)
-    references: dict[str, dict | None] = {}
-    reference_tasks = []
-    for source in sources:
-        cached = state.load_reference(source.name, reference_key(source)) if todo else None
-        if cached is not None:
-            references[source.name] = expected_values(cached)
-        elif todo:
-            reference_tasks.append(("reference", source.name, ""))
-    waiting: dict[str, list[NotebookOutcome]] = {}
-    failed_refs: dict[str, str] = {}
-
-    def write_feedback(student: str, texts: dict[str, str]) -> None:
-        if options.feedback is None:
-            return
-        for name, text in texts.items():
-            atomic_write(options.feedback / student / f"{Path(name).stem}.md", text)
-
-    def finish(student: str, outcomes: list[NotebookOutcome] | None, error: str | None) -> None:
-        rows: list[Row] = []
-        texts: dict[str, str] = {}
-        written: dict[str, dict[str, str]] = {}
-        complete = error is None
-        for source in sources:
-            outcome = next((o for o in outcomes or [] if o.name == source.name), None)
-            notes: list[str] = []
-            manual: dict[str, str] = {}
-            if outcome is None:
-                results = whole_notebook(source, "error", f"not graded: {error}")
-            elif outcome.kind in ("missing", "invalid"):
-                results = whole_notebook(source, outcome.kind, outcome.message)
-            elif source.name in failed_refs:
-                complete = False
-                results = whole_notebook(source, "error", "not graded: the instructor's "
-                                         "reference solution failed; it will be regraded")
-            else:
-                results = score(source, outcome.plan, outcome.run, references[source.name],
-                                options.limits)
-                if outcome.run.failure:  # the grading machine's fault: retry on the next run
-                    complete = False
-                manual = outcome.plan.manual_answers
-                if outcome.note:
-                    notes.append(outcome.note)
-                if outcome.plan.extra_cells:
-                    notes.append(f"{outcome.plan.extra_cells} code cell(s) you added were run "
-                                 "after the cell above them.")
-                if outcome.run.restarts:
-                    notes.append(f"The kernel was restarted {outcome.run.restarts} time(s) "
-                                 "after a crash or an unstoppable cell.")
-            written[source.name] = manual
-            rows += _notebook_rows(student, source, results)
-            texts[source.name] = feedback_md.render(student, source, results, notes=notes,
-                                                    manual_answers=manual)
-        save_answers(options.state, student, written)  # for the hand-grading sheets
-        if complete:
-            state.save_student(student, prints[student], rows, texts)
-        records[student] = {"rows": [asdict(row) for row in rows], "feedback": texts}
-        write_feedback(student, texts)
-        summary.graded.append(student)
-        if bar is not None:
-            bar.update(1)
-
-    def needs(outcomes: list[NotebookOutcome]) -> set[str]:
-        return {o.name for o in outcomes if o.kind == "run"} - set(references) - set(failed_refs)
-
-    def on_done(task, result, error) -> None:
-        kind, name, _ = task
-        if kind == "reference":
-            if error is None:
-                plan, run = result
-                try:
-                    payloads = build_reference(by_name[name], plan, run)
-                except ReferenceFailure as exc:
-                    error = str(exc)
-                else:
-                    state.save_reference(name, reference_key(by_name[name]), payloads)
-                    references[name] = expected_values(payloads)
-            if error is not None:
-                failed_refs[name] = error
-                summary.reference_problems.append(error)
-                log(f"PROBLEM: {error}")
-            for student in [s for s, o in waiting.items() if not needs(o)]:
-                finish(student, waiting.pop(student), None)
-        elif error is not None:
-            finish(name, None, error)
-        elif needs(result):
-            waiting[name] = result
-        else:
-            finish(name, result, None)
-
-    workroot = make_workroot("cnn-grade-")
-    os.chmod(workroot, 0o711)  # a kernel running as nobody must reach its own folder
-    private = tuple(p for p in (options.source_dir, options.submissions, options.out.parent,
-                                options.feedback, options.state, CHECKOUT / ".git")
-                    if p is not None)
-    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    limits = options.limits
-    limits = Limits(limits.cell_timeout, limits.notebook_timeout, limits.memory_mb,
-                    limits.startup_timeout, limits.max_restarts,
-                    threads=max(1, (cpus or 1) // options.jobs))
-    context = _Context(tuple(sources), isolation, workroot, limits, private)
-    student_tasks = [("student", s, str(options.submissions / s)) for s in todo
-                     if not (options.submissions / s).is_symlink()]
-    bar = None
-    try:
-        if options.progress and todo:
-            from tqdm import tqdm
-
-            bar = tqdm(total=len(todo), desc="grading", unit="student", file=sys.stderr)
-        for student in todo:  # a linked folder could point anywhere: refuse it unread
-            if (options.submissions / student).is_symlink():
-                finish(student, [NotebookOutcome(s.name, "invalid", "the student folder is a "
-                                 "symbolic link") for s in sources], None)
-        _execute(reference_tasks + student_tasks, options.jobs, context, on_done)
-        for student in list(waiting):  # a reference failed with nothing else left to wait for
-            finish(student, waiting.pop(student), None)
-    finally:
-        if bar is not None:
-            bar.close()
-        shutil.rmtree(workroot, ignore_errors=True)
-
-    for student in students:
-        record = records[student]
-        rows = [Row(**row) for row in record["rows"]]
-        summary.rows += rows
-        if student in summary.resumed:
-            write_feedback(student, record["feedback"])
-    summary.rows = apply_scores(options.state, summary.rows)  # hand scores survive a regrade
-    write_csv(summary.rows, options.out)
+    batch = _Batch(options, sources, summary, log)
+    batch.plan()
+    batch.execute()
+    batch.write_results()
     summary.seconds = time.monotonic() - started
     return summary

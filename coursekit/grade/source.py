@@ -285,95 +285,128 @@ def _grade_meta(cell, where: str) -> dict | None:
     return {"id": qid, "kind": kind, "points": float(points)}
 
 
-def parse_notebook(nb: nbformat.NotebookNode, path: Path) -> SourceNotebook:
-    """Classify and validate the cells of a source notebook (raises :class:`SourceError`)."""
-    cells: list[SourceCell] = []
-    questions: list[Question] = []
-    seen_ids: set[str] = set()
-    title = ""
-    probe_defined = False
-    for index, cell in enumerate(nb.cells):
-        where = f"{path.name}, cell {index}"
+class _NotebookParser:
+    """The cells and questions of one source notebook, classified and validated cell by cell."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self.cells: list[SourceCell] = []
+        self.questions: list[Question] = []
+        self.seen_ids: set[str] = set()
+        self.title = ""
+        self.probe_defined = False
+
+    def add(self, index: int, cell) -> None:
+        where = f"{self.path.name}, cell {index}"
         cell_id = cell.get("id") or f"cell-{index}"
-        if cell_id in seen_ids:
+        if cell_id in self.seen_ids:
             raise SourceError(f"{where}: duplicate cell id {cell_id!r}")
-        seen_ids.add(cell_id)
+        self.seen_ids.add(cell_id)
         meta = _grade_meta(cell, where)
-        source = cell.source
-        if meta is None and cell.cell_type == "markdown":
-            title = _heading(cell) or title
         if meta is None:
-            if cell.cell_type != "code":
-                if any(_marker(line) for line in _lines(source)):
-                    raise SourceError(f"{where}: markers in a cell without 'grade' metadata")
-                cells.append(SourceCell(index, cell_id, cell.cell_type, source, "text"))
-                continue
-            public, hidden = split_tests(source, where + " (set-up cell)")
-            _parse(source, where)
-            if hidden and defines_probe(hidden):
-                probe_defined = True
-            cells.append(SourceCell(index, cell_id, "code", source, "setup", public=public,
-                                    hidden=hidden))
-            continue
+            self._ungraded(index, cell_id, cell, where)
+            return
         qid, kind = meta["id"], meta["kind"]
         where = f"{where} ({kind} cell of {qid})"
         if kind == "solution":
-            if cell.cell_type != "code":
-                raise SourceError(f"{where}: an answer cell must be a code cell "
-                                  "(use kind 'manual' for written answers)")
-            stub, regions = split_solution(source, CODE_STUB, where)
-            if not regions:
-                raise SourceError(f"{where}: no {BEGIN_SOLUTION} ... {END_SOLUTION} region")
-            _parse(source, where)
-            _parse(stub, where + " [stub]")
-            cells.append(SourceCell(index, cell_id, "code", source, "solution", qid, stub=stub))
+            self._solution(index, cell_id, cell, qid, where)
         elif kind == "test":
-            if cell.cell_type != "code":
-                raise SourceError(f"{where}: a test cell must be a code cell")
-            public, hidden = split_tests(source, where)
-            _parse(public, where + " [public part]")
-            _parse(hidden, where + " [hidden part]")
-            if calls_probe(public):
-                raise SourceError(f"{where}: probe() in the public part; learners' kernels have "
-                                  f"no probe(), move it below {BEGIN_HIDDEN}")
-            if not calls_probe(hidden):
-                raise SourceError(f"{where}: the hidden tests call no probe(); the grader could "
-                                  "not verify this question (see the README, section For instructors)")
-            if not probe_defined:
-                raise SourceError(f"{where}: the hidden tests call probe(), but no set-up cell "
-                                  "above defines it for runs outside the grader; end the first "
-                                  "code cell with:\n" + PROBE_FALLBACK)
-            if any(q.id == qid for q in questions):
-                raise SourceError(f"{where}: question {qid} already has a test or manual cell")
-            if not any(c.question == qid and c.role == "solution" for c in cells):
-                raise SourceError(f"{where}: no answer cell (kind 'solution', id {qid!r}) "
-                                  "above this test cell")
-            questions.append(Question(qid, meta["points"], False, title))
-            cells.append(SourceCell(index, cell_id, "code", source, "test", qid, meta["points"],
-                                    public=public, hidden=hidden))
+            self._test(index, cell_id, cell, meta, where)
         else:  # manual
-            stub_lines = (MARKDOWN_STUB,) if cell.cell_type == "markdown" else CODE_STUB
-            stub, _ = split_solution(source, stub_lines, where)
-            if cell.cell_type == "code":
-                _parse(source, where)
-            if any(q.id == qid for q in questions):
-                raise SourceError(f"{where}: question {qid} already has a test or manual cell")
-            parse_rubric(cell.metadata["grade"].get("rubric"), meta["points"], where)
-            questions.append(Question(qid, meta["points"], True, title))
-            cells.append(SourceCell(index, cell_id, cell.cell_type, source, "manual", qid,
-                                    meta["points"], stub=stub))
-    answered = {c.question for c in cells if c.role == "solution"}
-    graded = {q.id for q in questions}
-    for qid in sorted(answered - graded):
-        raise SourceError(f"{path.name}: answer cells of {qid} have no test cell")
-    for qid in sorted(graded & answered):
-        if qid in {q.id for q in questions if q.manual}:
-            raise SourceError(f"{path.name}: {qid} is manual but also has code answer cells")
-    if not questions:
-        raise SourceError(f"{path.name}: no graded questions (cells with metadata 'grade')")
-    notebook = SourceNotebook(path, nb, cells, questions,
+            self._manual(index, cell_id, cell, meta, where)
+
+    def _ungraded(self, index: int, cell_id: str, cell, where: str) -> None:
+        """Shared text, or set-up code (which may define the probe fallback)."""
+        source = cell.source
+        if cell.cell_type == "markdown":
+            self.title = _heading(cell) or self.title
+        if cell.cell_type != "code":
+            if any(_marker(line) for line in _lines(source)):
+                raise SourceError(f"{where}: markers in a cell without 'grade' metadata")
+            self.cells.append(SourceCell(index, cell_id, cell.cell_type, source, "text"))
+            return
+        public, hidden = split_tests(source, where + " (set-up cell)")
+        _parse(source, where)
+        if hidden and defines_probe(hidden):
+            self.probe_defined = True
+        self.cells.append(SourceCell(index, cell_id, "code", source, "setup", public=public,
+                                     hidden=hidden))
+
+    def _solution(self, index: int, cell_id: str, cell, qid: str, where: str) -> None:
+        source = cell.source
+        if cell.cell_type != "code":
+            raise SourceError(f"{where}: an answer cell must be a code cell "
+                              "(use kind 'manual' for written answers)")
+        stub, regions = split_solution(source, CODE_STUB, where)
+        if not regions:
+            raise SourceError(f"{where}: no {BEGIN_SOLUTION} ... {END_SOLUTION} region")
+        _parse(source, where)
+        _parse(stub, where + " [stub]")
+        self.cells.append(SourceCell(index, cell_id, "code", source, "solution", qid, stub=stub))
+
+    def _test(self, index: int, cell_id: str, cell, meta: dict, where: str) -> None:
+        source, qid = cell.source, meta["id"]
+        if cell.cell_type != "code":
+            raise SourceError(f"{where}: a test cell must be a code cell")
+        public, hidden = split_tests(source, where)
+        _parse(public, where + " [public part]")
+        _parse(hidden, where + " [hidden part]")
+        if calls_probe(public):
+            raise SourceError(f"{where}: probe() in the public part; learners' kernels have "
+                              f"no probe(), move it below {BEGIN_HIDDEN}")
+        if not calls_probe(hidden):
+            raise SourceError(f"{where}: the hidden tests call no probe(); the grader could "
+                              "not verify this question (see the README, section For instructors)")
+        if not self.probe_defined:
+            raise SourceError(f"{where}: the hidden tests call probe(), but no set-up cell "
+                              "above defines it for runs outside the grader; end the first "
+                              "code cell with:\n" + PROBE_FALLBACK)
+        if any(q.id == qid for q in self.questions):
+            raise SourceError(f"{where}: question {qid} already has a test or manual cell")
+        if not any(c.question == qid and c.role == "solution" for c in self.cells):
+            raise SourceError(f"{where}: no answer cell (kind 'solution', id {qid!r}) "
+                              "above this test cell")
+        self.questions.append(Question(qid, meta["points"], False, self.title))
+        self.cells.append(SourceCell(index, cell_id, "code", source, "test", qid, meta["points"],
+                                     public=public, hidden=hidden))
+
+    def _manual(self, index: int, cell_id: str, cell, meta: dict, where: str) -> None:
+        source, qid = cell.source, meta["id"]
+        stub_lines = (MARKDOWN_STUB,) if cell.cell_type == "markdown" else CODE_STUB
+        stub, _ = split_solution(source, stub_lines, where)
+        if cell.cell_type == "code":
+            _parse(source, where)
+        if any(q.id == qid for q in self.questions):
+            raise SourceError(f"{where}: question {qid} already has a test or manual cell")
+        parse_rubric(cell.metadata["grade"].get("rubric"), meta["points"], where)
+        self.questions.append(Question(qid, meta["points"], True, self.title))
+        self.cells.append(SourceCell(index, cell_id, cell.cell_type, source, "manual", qid,
+                                     meta["points"], stub=stub))
+
+    def check(self) -> None:
+        """Rules about the notebook as a whole: every answer is graded, once."""
+        answered = {c.question for c in self.cells if c.role == "solution"}
+        graded = {q.id for q in self.questions}
+        for qid in sorted(answered - graded):
+            raise SourceError(f"{self.path.name}: answer cells of {qid} have no test cell")
+        for qid in sorted(graded & answered):
+            if qid in {q.id for q in self.questions if q.manual}:
+                raise SourceError(f"{self.path.name}: {qid} is manual but also has code answer "
+                                  "cells")
+        if not self.questions:
+            raise SourceError(f"{self.path.name}: no graded questions (cells with metadata "
+                              "'grade')")
+
+
+def parse_notebook(nb: nbformat.NotebookNode, path: Path) -> SourceNotebook:
+    """Classify and validate the cells of a source notebook (raises :class:`SourceError`)."""
+    parser = _NotebookParser(path)
+    for index, cell in enumerate(nb.cells):
+        parser.add(index, cell)
+    parser.check()
+    notebook = SourceNotebook(path, nb, parser.cells, parser.questions,
                               hashlib.sha256(nbformat.writes(nb).encode()).hexdigest())
-    notebook._by_id = {q.id: q for q in questions}
+    notebook._by_id = {q.id: q for q in parser.questions}
     return notebook
 
 

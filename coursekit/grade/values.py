@@ -117,75 +117,21 @@ def compare(expected, actual, rtol: float, atol: float, where: str = "") -> str 
     """
     at = f" at {where}" if where else ""
     if isinstance(expected, np.ndarray) or isinstance(actual, np.ndarray):
-        e, a = np.asarray(expected), _numeric_array(actual)
-        if e.dtype.kind in "US":
-            a = np.asarray(actual) if isinstance(actual, (np.ndarray, list)) else None
-            if a is None or a.shape != e.shape or a.dtype.kind not in "US":
-                return f"expected {_kind(expected)}{at}, got {_kind(actual)}"
-            return None if np.array_equal(a, e) else f"wrong text values{at}"
-        if a is None or e.dtype.kind not in "biufc":
-            return f"expected {_kind(expected)}{at}, got {_kind(actual)}"
-        if a.shape != e.shape:
-            return f"shape {a.shape}{at}, expected shape {e.shape}"
-        if (e.dtype.kind == "b") != (a.dtype.kind == "b"):
-            return f"expected {'booleans' if e.dtype.kind == 'b' else 'numbers'}{at}"
-        if e.size == 0:
-            return None
-        if e.dtype.kind in "bui" and a.dtype.kind in "bui":
-            wrong = int(np.count_nonzero(a != e))
-            return None if not wrong else f"{wrong} of {e.size} values differ{at}"
-        with np.errstate(all="ignore"):
-            close = np.isclose(a, e, rtol=rtol, atol=atol, equal_nan=True)
-            if close.all():
-                return None
-            error = np.abs(a.astype(np.complex128) - e.astype(np.complex128))
-            worst = float(np.nanmax(np.where(close, 0, np.nan_to_num(error, nan=np.inf))))
-        return (f"{int((~close).sum())} of {e.size} values differ{at} (largest difference "
-                f"{worst:.3g}; allowed {atol:g} + {rtol:g} x |expected|)")
+        return _compare_arrays(expected, actual, rtol, atol, at)
     if isinstance(expected, (bool, np.bool_)) != isinstance(actual, (bool, np.bool_)):
         return f"expected {_kind(expected)}{at}, got {_kind(actual)}"
     if isinstance(expected, (bool, np.bool_)):
         return None if bool(expected) == bool(actual) else f"wrong value{at}"
     if isinstance(expected, (int, float, complex)):
-        if not isinstance(actual, (int, float, complex)) or isinstance(actual, bool):
-            return f"expected {_kind(expected)}{at}, got {_kind(actual)}"
-        if isinstance(expected, int) and isinstance(actual, int):
-            return None if expected == actual else f"wrong value{at}"
-        if expected == actual or (_isnan(expected) and _isnan(actual)):
-            return None
-        if not (cmath.isfinite(expected) and cmath.isfinite(actual)):
-            return f"wrong value{at}"  # inf - inf is nan and inf <= inf: no tolerance applies
-        if abs(actual - expected) <= atol + rtol * abs(expected):
-            return None
-        return f"wrong value{at} (differs by {abs(actual - expected):.3g})"
+        return _compare_numbers(expected, actual, rtol, atol, at)
     if isinstance(expected, str) or expected is None:
         if type(actual) is not type(expected):
             return f"expected {_kind(expected)}{at}, got {_kind(actual)}"
         return None if actual == expected else f"wrong value{at}"
     if isinstance(expected, list):
-        if not isinstance(actual, list):
-            return f"expected {_kind(expected)}{at}, got {_kind(actual)}"
-        if len(actual) != len(expected):
-            return f"length {len(actual)}{at}, expected length {len(expected)}"
-        for i, (e_item, a_item) in enumerate(zip(expected, actual)):
-            reason = compare(e_item, a_item, rtol, atol, f"{where}[{i}]")
-            if reason:
-                return reason
-        return None
+        return _compare_lists(expected, actual, rtol, atol, where, at)
     if isinstance(expected, dict):
-        if not isinstance(actual, dict):
-            return f"expected {_kind(expected)}{at}, got {_kind(actual)}"
-        missing = [k for k in expected if k not in actual]
-        if missing:
-            return f"missing key {missing[0]!r}{at}"
-        extra = [k for k in actual if k not in expected]
-        if extra:
-            return f"unexpected key {extra[0]!r}{at}"
-        for key in expected:
-            reason = compare(expected[key], actual[key], rtol, atol, f"{where}[{key!r}]")
-            if reason:
-                return reason
-        return None
+        return _compare_dicts(expected, actual, rtol, atol, where, at)
     if isinstance(expected, frozenset):
         if not isinstance(actual, frozenset):
             return f"expected {_kind(expected)}{at}, got {_kind(actual)}"
@@ -193,6 +139,82 @@ def compare(expected, actual, rtol: float, atol: float, where: str = "") -> str 
             return None
         return f"the set{at} differs ({len(actual)} items, expected {len(expected)})"
     return f"cannot compare {_kind(expected)}{at}"
+
+
+def _compare_arrays(expected, actual, rtol: float, atol: float, at: str) -> str | None:
+    """:func:`compare` when either side is an array."""
+    e, a = np.asarray(expected), _numeric_array(actual)
+    if e.dtype.kind in "US":
+        a = np.asarray(actual) if isinstance(actual, (np.ndarray, list)) else None
+        if a is None or a.shape != e.shape or a.dtype.kind not in "US":
+            return f"expected {_kind(expected)}{at}, got {_kind(actual)}"
+        return None if np.array_equal(a, e) else f"wrong text values{at}"
+    if a is None or e.dtype.kind not in "biufc":
+        return f"expected {_kind(expected)}{at}, got {_kind(actual)}"
+    if a.shape != e.shape:
+        return f"shape {a.shape}{at}, expected shape {e.shape}"
+    if (e.dtype.kind == "b") != (a.dtype.kind == "b"):
+        return f"expected {'booleans' if e.dtype.kind == 'b' else 'numbers'}{at}"
+    if e.size == 0:
+        return None
+    if e.dtype.kind in "bui" and a.dtype.kind in "bui":
+        wrong = int(np.count_nonzero(a != e))
+        return None if not wrong else f"{wrong} of {e.size} values differ{at}"
+    with np.errstate(all="ignore"):
+        close = np.isclose(a, e, rtol=rtol, atol=atol, equal_nan=True)
+        if close.all():
+            return None
+        error = np.abs(a.astype(np.complex128) - e.astype(np.complex128))
+        worst = float(np.nanmax(np.where(close, 0, np.nan_to_num(error, nan=np.inf))))
+    return (f"{int((~close).sum())} of {e.size} values differ{at} (largest difference "
+            f"{worst:.3g}; allowed {atol:g} + {rtol:g} x |expected|)")
+
+
+def _compare_numbers(expected, actual, rtol: float, atol: float, at: str) -> str | None:
+    """:func:`compare` for an expected int, float or complex (not a bool)."""
+    if not isinstance(actual, (int, float, complex)) or isinstance(actual, bool):
+        return f"expected {_kind(expected)}{at}, got {_kind(actual)}"
+    if isinstance(expected, int) and isinstance(actual, int):
+        return None if expected == actual else f"wrong value{at}"
+    if expected == actual or (_isnan(expected) and _isnan(actual)):
+        return None
+    if not (cmath.isfinite(expected) and cmath.isfinite(actual)):
+        return f"wrong value{at}"  # inf - inf is nan and inf <= inf: no tolerance applies
+    if abs(actual - expected) <= atol + rtol * abs(expected):
+        return None
+    return f"wrong value{at} (differs by {abs(actual - expected):.3g})"
+
+
+def _compare_lists(expected: list, actual, rtol: float, atol: float, where: str,
+                   at: str) -> str | None:
+    """:func:`compare` for an expected list: same length, then item by item."""
+    if not isinstance(actual, list):
+        return f"expected {_kind(expected)}{at}, got {_kind(actual)}"
+    if len(actual) != len(expected):
+        return f"length {len(actual)}{at}, expected length {len(expected)}"
+    for i, (e_item, a_item) in enumerate(zip(expected, actual)):
+        reason = compare(e_item, a_item, rtol, atol, f"{where}[{i}]")
+        if reason:
+            return reason
+    return None
+
+
+def _compare_dicts(expected: dict, actual, rtol: float, atol: float, where: str,
+                   at: str) -> str | None:
+    """:func:`compare` for an expected dict: the same keys, then value by value."""
+    if not isinstance(actual, dict):
+        return f"expected {_kind(expected)}{at}, got {_kind(actual)}"
+    missing = [k for k in expected if k not in actual]
+    if missing:
+        return f"missing key {missing[0]!r}{at}"
+    extra = [k for k in actual if k not in expected]
+    if extra:
+        return f"unexpected key {extra[0]!r}{at}"
+    for key in expected:
+        reason = compare(expected[key], actual[key], rtol, atol, f"{where}[{key!r}]")
+        if reason:
+            return reason
+    return None
 
 
 def _isnan(value) -> bool:

@@ -1,23 +1,11 @@
-"""The course's PyTorch helpers. :mod:`utils.tensorflow` mirrors every name and signature here.
+"""The course's PyTorch helpers; :mod:`utils.tensorflow` mirrors every name and signature.
 
-====================================  =============================================================
-``load_model(name, pretrained)``      the course's models: ``efficientnet_lite0``, ``resnet18``, ``mnist_cnn``
-``predict(model, x)``                 logits as NumPy ``[N, classes]`` (inference mode)
-``to_input(images)``                  NumPy ``[N, H, W, C]`` batch -> tensor ``[N, C, H, W]``
-``layer_names(model, kind)``          capturable module names (``kind="conv"``: convolutions)
-``ActivationCapture(model, layers)``  forward hooks in a context manager (PyTorch's mechanism)
-``feature_maps(model, layers, x)``    layer outputs as NumPy ``[N, C, H, W]``
-``conv_filters(model, layer)``        kernels as NumPy ``[out, in, kh, kw]``
-``gradcam(model, layer, x)``         Grad-CAM heatmaps ``[N, h, w]`` and the classes explained
-``maximize_activation(model, ...)``  an input optimised to excite one channel
-``scan_dead_filters(model, ...)``    streamed per-channel statistics over a data set
-``FilterSnapshots``                  a layer's filters recorded every epoch (training-loop helper)
-====================================  =============================================================
-
-Every helper that runs a model follows the model's device: NumPy or tensor inputs are moved to it
-(a model on a GPU works as is) and results come back as NumPy arrays on the CPU; values meant for
-comparison are computed with TF32 off. The helpers share one set of building blocks,
-:mod:`utils.pytorch._blocks` (``eval_mode``, ``device_of``, ``run_until``...), kept internal.
+``load_model`` and ``predict`` (the course's models, logits ``[N, classes]``), ``to_input`` (NumPy
+``[N, H, W, C]`` -> tensor ``[N, C, H, W]``), ``layer_names``, ``ActivationCapture`` (forward hooks
+in a context manager), ``feature_maps`` (NumPy ``[N, C, H, W]``), ``conv_filters`` (``[out, in,
+kh, kw]``), ``gradcam``, ``maximize_activation``, ``scan_dead_filters`` and ``FilterSnapshots``.
+Helpers that run a model follow its device and return NumPy on the CPU, computed with TF32 off;
+their building blocks are in :mod:`utils.pytorch._blocks`.
 """
 
 from utils import _import_order  # noqa: F401
@@ -33,22 +21,8 @@ FRAMEWORK = "pytorch"
 LAYOUT = "channels_first"
 
 __all__ = [
-    "FRAMEWORK",
-    "LAYOUT",
-    "MODEL_NAMES",
-    "ActivationCapture",
-    "channel_activation",
-    "conv_filters",
-    "feature_maps",
-    "FilterSnapshots",
-    "gradcam",
-    "GradCAMResult",
-    "layer_names",
-    "load_model",
-    "MaximizationResult",
-    "maximize_activation",
-    "predict",
-    "scan_dead_filters",
-    "to_input",
-    "WeightsNotAvailableError",
+    "FRAMEWORK", "LAYOUT", "MODEL_NAMES", "ActivationCapture", "channel_activation",
+    "conv_filters", "feature_maps", "FilterSnapshots", "gradcam", "GradCAMResult", "layer_names",
+    "load_model", "MaximizationResult", "maximize_activation", "predict", "scan_dead_filters",
+    "to_input", "WeightsNotAvailableError",
 ]

@@ -1,18 +1,7 @@
-"""The PyTorch building blocks every helper in :mod:`utils.pytorch` uses, one of each.
-
-=================================  ================================================================
-``eval_mode(model)``               context manager: ``eval()`` inside, every module's own
-                                   ``training`` flag restored afterwards (also on exceptions)
-``device_of(model)``               the device a model computes on (CPU for a parameterless one)
-``model_input(model, images)``     images -> a tensor on the model's device, in its float dtype
-``run_until(model, module, x)``    run the forward pass only until ``module`` has produced its
-                                   output, and return that output
-``exact_float32()``                TF32 off while the block runs (GPUs only; CPUs have no TF32)
-``get_module(model, name)``        a submodule by name, or :class:`UnknownLayerError`
-``to_input(images)``               NumPy ``[N, H, W, C]`` -> tensor ``[N, C, H, W]``
-=================================  ================================================================
-
-They are internal (not in ``utils.pytorch.__all__``); the lessons show the raw mechanisms instead.
+"""The PyTorch building blocks every helper in :mod:`utils.pytorch` uses, one of each:
+:func:`eval_mode`, :func:`device_of`, :func:`model_input`, :func:`run_until`,
+:func:`exact_float32`, :func:`get_module` / :func:`resolve_modules` and :func:`to_input`.
+Internal (not in ``utils.pytorch.__all__``); the lessons show the raw mechanisms instead.
 """
 
 from __future__ import annotations
@@ -29,13 +18,9 @@ from utils.layers import UnknownLayerError
 
 @contextlib.contextmanager
 def eval_mode(model: nn.Module) -> Iterator[nn.Module]:
-    """Put ``model`` in eval mode (BatchNorm uses its running statistics, dropout is off) while
-    the block runs, then give every submodule back its own previous ``training`` flag.
-
-    Restoring per module rather than calling ``model.train(was_training)`` matters: a model being
-    fine-tuned with a frozen backbone in eval mode must come back exactly as it was, not with the
-    backbone switched to training mode. Restored on exceptions too. Yields ``model``.
-    """
+    """``model.eval()`` while the block runs, then every submodule gets its own previous
+    ``training`` flag back (also on exceptions): a fine-tuned model whose frozen backbone was in
+    eval mode comes back exactly as it was, which ``model.train(was_training)`` would not do."""
     saved = [(module, module.training) for module in model.modules()]
     model.eval()
     try:
@@ -46,14 +31,10 @@ def eval_mode(model: nn.Module) -> Iterator[nn.Module]:
 
 
 def device_of(model: nn.Module) -> torch.device:
-    """The device ``model`` computes on: that of its first parameter, else of its first buffer,
-    else the CPU (a model without tensors, e.g. ``nn.ReLU()``, runs wherever its input is; the CPU
-    is where the helpers' NumPy inputs start).
+    """The device of ``model``'s first parameter, else of its first buffer, else the CPU.
 
     Raises:
-        ValueError: the model is on the ``meta`` device: it has shapes but no values, so nothing
-            can be computed with it (load real weights first, e.g. ``model.to_empty(device="cpu")``
-            then ``load_state_dict``).
+        ValueError: the model is on the ``meta`` device (shapes but no values).
     """
     tensor = next(model.parameters(), None)
     if tensor is None:
@@ -76,13 +57,9 @@ def _float_dtype_of(model: nn.Module) -> torch.dtype | None:
 
 
 def to_input(images) -> torch.Tensor:
-    """Preprocessed images -> the model's input tensor.
-
-    ``images`` is the course's framework-neutral batch: a float32 NumPy array ``[N, H, W, 3]``
-    (see :func:`utils.preprocess.preprocess`) or one image ``[H, W, 3]``; the result is a float32
-    tensor ``[N, 3, H, W]`` on the CPU. A torch tensor is passed through unchanged (it is assumed
-    to be ``[N, C, H, W]`` already).
-    """
+    """A NumPy batch ``[N, H, W, C]`` (or one image ``[H, W, C]``), as from
+    :func:`utils.preprocess.preprocess` -> a float32 CPU tensor ``[N, C, H, W]``. A torch tensor
+    is returned unchanged (assumed ``[N, C, H, W]``)."""
     if isinstance(images, torch.Tensor):
         return images
     array = np.asarray(images, dtype=np.float32)
@@ -94,13 +71,8 @@ def to_input(images) -> torch.Tensor:
 
 
 def model_input(model: nn.Module, images) -> torch.Tensor:
-    """``images`` (as for :func:`to_input`) as a tensor on :func:`device_of` ``(model)``, in the
-    floating dtype of the model's parameters (float64 for a model in double precision, float16 for
-    a half-precision model on a GPU); non-float tensors keep their dtype.
-
-    Raises:
-        ValueError: ``images`` is a tensor on the ``meta`` device (it holds no values).
-    """
+    """:func:`to_input` ``(images)`` on the model's device, in the float dtype of its parameters
+    (non-float tensors keep theirs). Raises ``ValueError`` for a tensor on the ``meta`` device."""
     x = to_input(images)
     if x.device.type == "meta":
         raise ValueError("the input tensor is on the 'meta' device: it has a shape but no values")
@@ -113,18 +85,9 @@ class _Stop(Exception):
 
 
 def run_until(model: nn.Module, module: nn.Module | str, x) -> torch.Tensor:
-    """Run ``model(x)`` only until ``module`` has produced its output, and return that output.
-
-    A forward hook on ``module`` keeps the output and raises a private exception that ends the
-    forward pass, so the layers after ``module`` cost nothing (a scan of a stem layer costs the
-    stem only). The output keeps its autograd graph when gradients are enabled (activation
-    maximisation differentiates it). A module that runs several times per forward pass stops the
-    pass at its first call. Nothing else changes: no mode switch, no device move, hook removed.
-
-    Args:
-        model: the network.
-        module: a submodule of ``model``, or its name (see ``layer_names``).
-        x: the model's input, passed as is: ``model(x)``.
+    """Run ``model(x)`` only until ``module`` (a submodule or its name) has produced its output
+    (its first call), and return that output, with its autograd graph when gradients are on: a
+    forward hook keeps it and raises to end the pass, so later layers cost nothing.
 
     Raises:
         UnknownLayerError: ``module`` is a name the model does not have.
@@ -154,14 +117,9 @@ def run_until(model: nn.Module, module: nn.Module | str, x) -> torch.Tensor:
 
 @contextlib.contextmanager
 def exact_float32() -> Iterator[None]:
-    """Switch PyTorch's TF32 off (cuDNN convolutions and CUDA matmuls) while the block runs,
-    restoring the previous settings afterwards.
-
-    On Ampere and newer GPUs PyTorch runs float32 convolutions in TF32 by default (10-bit
-    mantissa): feature maps then differ from the CPU's and the Keras twin's by ~1e-3, and every
-    agreement check fails. The helpers that return values to compare use this block; on a CPU it
-    changes nothing (TF32 does not exist there).
-    """
+    """PyTorch's TF32 off (cuDNN convolutions, CUDA matmuls) while the block runs, then restored.
+    On recent GPUs TF32 (10-bit mantissa) would move feature maps by ~1e-3 and fail every
+    agreement check; on a CPU this changes nothing."""
     matmul, cudnn = torch.backends.cuda.matmul, torch.backends.cudnn
     saved = (matmul.allow_tf32, cudnn.allow_tf32)
     matmul.allow_tf32 = cudnn.allow_tf32 = False
@@ -172,26 +130,20 @@ def exact_float32() -> Iterator[None]:
 
 
 def get_module(model: nn.Module, name: str) -> nn.Module:
-    """The submodule of ``model`` called ``name`` (a ``named_modules()`` name such as
-    ``"layer1.0.conv1"``), or :class:`UnknownLayerError` listing the valid names.
-
-    To look up many names, use :func:`resolve_modules` (one walk of the model for all of them)."""
+    """The submodule called ``name`` (``"layer1.0.conv1"``), or :class:`UnknownLayerError`
+    listing the valid names. Many names: :func:`resolve_modules` (one walk for all)."""
     return resolve_modules(model, [name])[name]
 
 
 def module_table(model: nn.Module) -> dict[str, nn.Module]:
-    """``{name: submodule}`` of the whole model, in definition order (the model itself is ``""``).
-    One walk; callers that need several lookups build it once."""
+    """``{name: submodule}`` of the whole model (the model itself is ``""``), from one walk."""
     return dict(model.named_modules())
 
 
 def resolve_modules(model: nn.Module, names: list[str],
                     table: dict[str, nn.Module] | None = None) -> dict[str, nn.Module]:
-    """``{name: submodule}`` for every name in ``names``, from one walk of ``model`` (or from
-    ``table``, a :func:`module_table` of it).
-
-    Raises :class:`UnknownLayerError` (valid names, closest match) for the first unknown name.
-    """
+    """``{name: submodule}`` for ``names``, from one walk of ``model`` (or from ``table``, its
+    :func:`module_table`). Raises :class:`UnknownLayerError` for the first unknown name."""
     table = module_table(model) if table is None else table
     for name in names:
         if not isinstance(name, str) or not name or name not in table:

@@ -1,40 +1,23 @@
 """Capture intermediate activations of a PyTorch model with forward hooks.
 
-The raw mechanism, which the lessons show first, is one line per layer::
+The raw mechanism, which the lessons show first::
 
     handle = model.conv1.register_forward_hook(lambda module, inputs, output: store(output))
     ...
     handle.remove()
 
-:class:`ActivationCapture` wraps exactly that, and takes care of what goes wrong in practice:
+:class:`ActivationCapture` wraps it: hooks are always removed (also on exceptions); a module that
+runs several times per forward pass (torchvision's ResNet ReLU) gives one result per call; an
+unknown name fails at once with the closest match; and captured values stay what the layer
+produced although outputs are copied only when something could overwrite them (``clone="auto"``):
 
-* hooks are always removed, also when the forward pass raises;
-* captured values stay what the layer produced, even when an in-place operation (an in-place
-  ReLU, ``out += identity``) later reuses the output's memory, yet outputs are copied only when
-  something could overwrite them (see *Copies* below);
-* a module that runs several times in one forward pass (torchvision's ResNet calls one ReLU twice
-  per block) yields one result per call, in order;
-* results can be moved to the CPU;
-* an unknown layer name fails at once, listing valid names and the closest match.
-
-Copies (``clone="auto"``, the default). A forward hook receives the layer's output tensor itself;
-storing it without a copy is free, but an in-place operation later in the forward pass would
-change the stored values. Copying every output (``clone=True``) is safe but costs a memory copy
-per layer (10-20% of a forward pass on a CPU). The default copies only when needed and checks that
-nothing slipped through:
-
-1. every module of the model with ``inplace=True`` (``nn.ReLU(inplace=True)``, ``ReLU6``,
-   ``Hardswish``, ``SiLU``, ``Dropout``...) gets a forward *pre*-hook that copies the pending
-   captures whose memory its input shares, just before it overwrites them;
-2. each stored output remembers its tensor's version counter (``tensor._version``, which PyTorch
-   increments on every in-place change). An in-place op that no module announces (``out +=
-   identity`` in ResNet's blocks, ``F.relu(x, inplace=True)``) bumps it; the capture checks after
-   each forward pass of the model and when you read results, and raises
-   :class:`CaptureOverwrittenError` naming the layer instead of returning changed values. Capture
-   such a layer with ``clone=True`` or ``clone=[its name]``; :func:`feature_maps` does that itself.
-
-Tensors created under ``torch.inference_mode()`` have no version counter, so there the default
-copies every output (still exact; use ``torch.no_grad()`` for the cheap path).
+1. every module with ``inplace=True`` (``nn.ReLU(inplace=True)``, ``Dropout``...) gets a forward
+   *pre*-hook that copies the stored outputs its input shares memory with, before overwriting them;
+2. every stored output remembers its version counter (``tensor._version``). An in-place op no
+   module announces (``out += identity``) changes it: the capture checks after each forward pass
+   and when results are read, and raises :class:`CaptureOverwrittenError` naming the layer (then
+   capture it with ``clone=[its name]``, as :func:`feature_maps` does; under
+   ``torch.inference_mode()``, which has no version counters, every output is copied).
 """
 
 from __future__ import annotations
@@ -57,22 +40,15 @@ from utils.pytorch._blocks import (
     to_input,
 )
 
-__all__ = [
-    "ActivationCapture",
-    "CaptureOverwrittenError",
-    "feature_maps",
-    "get_module",
-    "layer_names",
-    "to_input",
-]
+__all__ = ["ActivationCapture", "CaptureOverwrittenError", "feature_maps", "get_module",
+           "layer_names", "to_input"]
 
 _CONV_TYPES = (nn.Conv1d, nn.Conv2d, nn.Conv3d)
 _COPY, _GUARD, _RAW = "copy", "guard", "raw"  # per-layer policies, from the `clone` argument
 
 
 class CaptureOverwrittenError(RuntimeError):
-    """An in-place operation that no module announced changed a captured output after its layer
-    ran. ``.layers`` lists the affected layer names (pass them as ``clone=...``)."""
+    """An unannounced in-place operation changed a captured output; ``.layers`` names them."""
 
     def __init__(self, layers: list[str]):
         self.layers = list(layers)
@@ -85,16 +61,9 @@ class CaptureOverwrittenError(RuntimeError):
 
 
 def layer_names(model: nn.Module, kind: str | None = None) -> list[str]:
-    """Names of the modules of ``model`` that can be captured, in definition order.
-
-    Args:
-        model: any ``nn.Module``.
-        kind: ``None`` for every submodule, ``"conv"`` for convolutions only (depthwise included),
-            ``"leaf"`` for modules without children (the layers that do the computing).
-
-    Returns:
-        Names as in ``model.named_modules()``, e.g. ``"layer1.0.conv1"``.
-    """
+    """Names of the capturable modules (``named_modules()`` names such as ``"layer1.0.conv1"``),
+    in definition order. ``kind``: ``None`` every submodule, ``"conv"`` convolutions (depthwise
+    included), ``"leaf"`` modules without children."""
     kinds = (None, "conv", "leaf")
     if kind not in kinds:
         raise ValueError(f"kind must be one of {kinds}, got {kind!r}")
@@ -125,8 +94,7 @@ def _policies(clone, layers: list[str]) -> dict[str, str]:
 
 
 def _storage_key(tensor: torch.Tensor) -> int | None:
-    """Identifies the memory a tensor lives in (views of one tensor share it); ``None`` for
-    tensors without ordinary storage."""
+    """The memory a tensor lives in (shared by views); ``None`` without ordinary storage."""
     try:
         return tensor.untyped_storage().data_ptr()
     except (RuntimeError, NotImplementedError):
@@ -134,7 +102,7 @@ def _storage_key(tensor: torch.Tensor) -> int | None:
 
 
 def _version(tensor: torch.Tensor) -> int | None:
-    """The tensor's in-place version counter, or ``None`` where it has none (inference mode)."""
+    """The in-place version counter, or ``None`` where there is none (inference mode)."""
     if tensor.is_inference():
         return None
     try:
@@ -144,7 +112,7 @@ def _version(tensor: torch.Tensor) -> int | None:
 
 
 class _Guarded:
-    """A stored output that was not copied: where it is, and its version when it was stored."""
+    """A stored output not copied: where it is, and its version when stored."""
 
     __slots__ = ("name", "index", "tensor", "version", "copied")
 
@@ -154,9 +122,7 @@ class _Guarded:
 
 
 class ActivationCapture:
-    """Record the outputs of named modules during forward passes.
-
-    Use it as a context manager; the hooks exist only inside the ``with`` block::
+    """Record the outputs of named modules during forward passes, inside the ``with`` block::
 
         with ActivationCapture(model, ["conv1", "layer1.0.relu"]) as cap:
             with torch.no_grad():
@@ -167,16 +133,13 @@ class ActivationCapture:
     Args:
         model: the network.
         layers: one module name or a list of them (see :func:`layer_names`).
-        to_cpu: move captured tensors to the CPU (saves accelerator memory; the move is a copy).
-        clone: ``"auto"`` (default) copies an output only when an in-place module is about to
-            overwrite it and raises :class:`CaptureOverwrittenError` if any other in-place
-            operation changed it (see the module docstring): exact, and nearly free.
-            ``True`` copies every output (exact, costs a copy per layer). A list of names copies
-            those layers' outputs and treats the rest as ``"auto"``. ``False`` stores outputs as
-            they are with no check: the raw hook, which an in-place ReLU silently overwrites.
+        to_cpu: move captured tensors to the CPU (the move is a copy).
+        clone: ``"auto"`` (default): copy only what an in-place module is about to overwrite and
+            raise :class:`CaptureOverwrittenError` if anything else changed it (module
+            docstring). ``True``: copy every output. A list of names: copy those, ``"auto"`` for
+            the rest. ``False``: no copy, no check (the raw hook).
 
-    Captured tensors are always detached, so a capture never keeps the autograd graph alive.
-    Outputs are checked until the ``with`` block ends; change them in place after that at will.
+    Captured tensors are detached, and checked until the ``with`` block ends.
     """
 
     def __init__(self, model: nn.Module, layers: str | Iterable[str], *, to_cpu: bool = True,
@@ -337,17 +300,13 @@ class ActivationCapture:
 
 
 def feature_maps(model: nn.Module, layers: str | Iterable[str], images) -> dict[str, np.ndarray]:
-    """Run ``model`` once in inference mode (``eval()``, no autograd, TF32 off) and return the
-    named layers' outputs as NumPy arrays on the CPU, in PyTorch's layout ``[N, C, H, W]``.
+    """Run ``model`` once (``eval()``, ``no_grad``, TF32 off) and return the named layers'
+    outputs as NumPy ``[N, C, H, W]`` on the CPU; a layer that runs several times gives keys
+    ``name``, ``name_1``, ...
 
-    ``images``: a NumPy batch ``[N, H, W, C]`` (converted with :func:`to_input`) or a tensor
-    ``[N, C, H, W]``; either is moved to the model's device (a model on a GPU works as is). A
-    layer that runs several times yields keys ``name``, ``name_1``, ...
-
-    Runs under ``torch.no_grad()`` rather than ``inference_mode()``: only then do tensors carry the
-    version counters that let the capture skip copies (see the module docstring). If an in-place
-    operation that no module announces changes a requested output, the pass is run once more,
-    copying those layers' outputs.
+    ``images``: NumPy ``[N, H, W, C]`` (see :func:`to_input`) or a tensor ``[N, C, H, W]``, moved
+    to the model's device. Should an unannounced in-place op change an output, the pass is rerun
+    copying those layers (``no_grad``, not ``inference_mode``, keeps the version counters).
     """
     names = as_name_list(layers)
     x = model_input(model, images)

@@ -1,25 +1,7 @@
 """Dead filters in PyTorch: stream a data set through the model and count how often each channel
-of one layer fires. :mod:`utils.tensorflow.diagnostics` has the same function for Keras.
-
-The mechanism is a forward hook that *reduces* the layer's output on the spot::
-
-    def hook(module, inputs, output):                  # output: [N, C, H, W]
-        stats.update_reduced(output.mean((2, 3)), output.amax((2, 3)))
-
-    handle = model.conv2.register_forward_hook(hook)
-    with torch.no_grad():
-        for batch in batches:
-            model(batch)
-    handle.remove()
-
-Only two ``[N, C]`` summaries per batch are kept, so memory does not grow with the number
-of images (a list of every feature map would: 5,000 digits x 8 maps of 26x26 is 108 MB for the
-digit CNN's conv1, and gigabytes for a real network).
-
-Nothing after the scanned layer is needed, so the forward pass ends there: the helper gets each
-batch's output from :func:`utils.pytorch._blocks.run_until` (a hook that stops the pass) and
-reduces it at once; a scan of an early layer costs less than inference.
-The Keras version gets the same for free, because its sub-model ends at the layer.
+of one layer fires. Each batch's output is reduced at once to per-channel means and maxima
+``[N, C]`` (``ChannelStats.update_reduced``), so memory does not grow with the number of images,
+and each forward pass stops at the layer (``run_until``), so scanning an early layer is cheap.
 """
 
 from __future__ import annotations
@@ -47,24 +29,19 @@ def scan_dead_filters(model: nn.Module, layer: str, images, *, batch_size: int =
     never fire.
 
     Args:
-        model: any ``nn.Module``, on any device (each batch is moved there); it runs in eval
-            mode under ``torch.no_grad`` with TF32 off (its training flags are restored afterwards).
-        layer: a module name (see ``layer_names(model)``), usually a conv or its ReLU.
-        images: NumPy ``[N, H, W, C]`` (the course's neutral batch), a tensor ``[N, C, H, W]``,
-            or an iterable of batches (e.g. a ``DataLoader``).
+        model: any ``nn.Module`` on any device; run in eval mode, ``no_grad``, TF32 off.
+        layer: a module name, usually a conv or its ReLU (a module that runs several times is
+            scanned at its first call).
+        images: NumPy ``[N, H, W, C]``, a tensor ``[N, C, H, W]`` or an iterable of batches
+            (e.g. a ``DataLoader``).
         batch_size: images per forward pass (NumPy / tensor input).
-        fire_threshold: a channel fires on an image when its largest value there is above this.
-        min_fraction: a channel is dead when it fires on at most this share of the images.
-        top_k: also keep, per channel, the indices of the ``top_k`` images that excite it most
-            (``result.stats.top_images(channel)``).
+        fire_threshold: a channel fires on an image when its largest value there is above this;
+            it is dead when it fires on at most ``min_fraction`` of the images.
+        top_k: also keep each channel's ``top_k`` images (``result.stats.top_images(channel)``).
         progress: show a tqdm progress bar.
 
-    The forward pass stops right after ``layer`` (later layers cannot change its output); a
-    module that runs several times per forward pass is scanned at its first call.
-
     Returns:
-        :class:`utils.stats.DeadFilterScan` with ``.dead`` (channel indices), ``.stats``
-        (per-channel mean, fire_fraction, max) and ``.summary()``.
+        :class:`utils.stats.DeadFilterScan`: ``.dead`` (channels), ``.stats``, ``.summary()``.
     """
     # the plain text bar: works in a terminal and a notebook, needs no widgets
     from tqdm import tqdm

@@ -10,12 +10,8 @@ from utils.pytorch._blocks import device_of
 
 
 def conv_filters(model: nn.Module, layer: str) -> np.ndarray:
-    """The kernels of conv layer ``layer`` as a NumPy array ``[out, in, kh, kw]``.
-
-    That is PyTorch's own layout (``module.weight``), the course's canonical one. For a depthwise
-    conv (``groups == in_channels``) ``in`` is 1: each filter sees one channel. A copy on the CPU,
-    whatever the model's device.
-    """
+    """The kernels of conv layer ``layer`` as a NumPy copy ``[out, in, kh, kw]`` (PyTorch's own
+    layout, the course's canonical one; ``in`` is 1 for a depthwise conv)."""
     modules = dict(model.named_modules())
     convs = [n for n, m in modules.items() if isinstance(m, nn.Conv2d)]
     if layer not in modules or not layer:

@@ -10,11 +10,9 @@ The raw mechanism, which lesson 9 shows step by step::
     weights = grads.mean(dim=(2, 3), keepdim=True)      # [N, C, 1, 1]
     heatmap = torch.relu((weights * kept["a"]).sum(dim=1))
 
-:func:`gradcam` is that, plus: eval mode, the top-1 class by default, one class per image, and
-``torch.autograd.grad`` instead of ``backward()`` so that only the layers *after* ``layer`` are
-differentiated and no parameter's ``.grad`` is touched. :mod:`utils.tensorflow.gradcam` has the
-same function for the Keras twin; the neutral helpers (normalising, upsampling, heat in a box) are
-in :mod:`utils.gradcam`.
+:func:`gradcam` adds eval mode, the top-1 class by default and one class per image;
+``autograd.grad`` differentiates only the layers after ``layer`` and sets no ``.grad``.
+The neutral parts (result type, normalising, upsampling) are in :mod:`utils.gradcam`.
 """
 
 from __future__ import annotations
@@ -34,20 +32,17 @@ def gradcam(model: nn.Module, layer: str, images, class_index=None) -> GradCAMRe
 
     Args:
         model: a classifier returning logits ``[N, classes]``, on any device; run in eval mode
-            (its mode is restored afterwards) with TF32 off.
-        layer: name of the module whose output is explained (see ``layer_names``), usually a late
-            one: ``"_relu1"`` (EfficientNet-Lite0's head, 7 x 7) or ``"_blocks.15"``. Its output
-            must be ``[N, C, h, w]`` and the module must run once per forward pass.
-        images: preprocessed NumPy batch ``[N, H, W, 3]`` (:func:`utils.preprocess.preprocess`)
-            or a tensor ``[N, 3, H, W]``; moved to the model's device.
-        class_index: ``None`` explains each image's top-1 class; an ``int`` the same class for all
-            images; a sequence one class per image.
+            (restored afterwards) with TF32 off.
+        layer: the module whose output ``[N, C, h, w]`` is explained, usually a late one
+            (``"_relu1"``, Lite0's 7 x 7 head); it must run once per forward pass.
+        images: NumPy batch ``[N, H, W, 3]`` (:func:`utils.preprocess.preprocess`) or a tensor
+            ``[N, 3, H, W]``.
+        class_index: ``None`` each image's top-1 class; an ``int`` for all; one per image.
 
     Returns:
-        :class:`utils.gradcam.GradCAMResult` ``(heatmaps [N, h, w], class_indices [N], logits)``:
-        NumPy arrays on the CPU; raw maps, ``ReLU(sum_k w_k A_k)`` with ``w_k`` the spatial mean
-        of the gradient of the class logit with respect to channel ``k`` of the layer's output
-        ``A``.
+        :class:`utils.gradcam.GradCAMResult` ``(heatmaps [N, h, w], class_indices [N], logits)``
+        as NumPy: raw maps ``ReLU(sum_k w_k A_k)``, ``w_k`` the spatial mean of the class
+        logit's gradient with respect to channel ``k`` of the layer's output ``A``.
     """
     module = get_module(model, layer)
     x = model_input(model, images)  # on the model's device: a model on a GPU works as is

@@ -1,19 +1,7 @@
-"""Activation maximisation in PyTorch: gradient ascent on the pixels of an input image.
-
-The raw mechanism (lesson 9)::
-
-    image = torch.zeros(1, 3, 96, 96, requires_grad=True)
-    for step in range(40):
-        maps = output_of(layer, model, image)                 # a forward hook keeps it
-        objective = maps[0, channel].mean() - smoothness * total_variation(image)
-        grad, = torch.autograd.grad(objective, image)
-        with torch.no_grad():
-            image += lr * grad / grad.abs().mean()            # a step of fixed average size
-
-:func:`maximize_activation` is that loop with a seeded starting image, jitter, clipping to real
-pixel values and a progress bar. The forward pass stops at ``layer`` (its hook raises), so a stem
-channel costs only the stem. :mod:`utils.tensorflow.maximize` mirrors it; the shared parts are in
-:mod:`utils.maximize`.
+"""Activation maximisation in PyTorch: gradient ascent on the pixels of an input image, the loop of
+lesson 9 (``torch.autograd.grad`` of the channel's mean minus a smoothness penalty, a step of fixed
+average size) with a seeded start, jitter, pixels kept within 0-255 and a progress bar. Each
+forward pass stops at ``layer``. The shared parts are in :mod:`utils.maximize`.
 """
 
 from __future__ import annotations
@@ -38,8 +26,7 @@ __all__ = ["MaximizationResult", "channel_activation", "maximize_activation"]
 
 
 def _output_of(model: nn.Module, module: nn.Module, x: torch.Tensor, layer: str, channel: int) -> torch.Tensor:
-    """``module``'s feature maps ``[N, C, h, w]`` for input ``x`` (with their graph); the forward
-    pass stops there. Checks the shape and that ``channel`` exists."""
+    """``module``'s maps ``[N, C, h, w]`` for ``x`` (with their graph), shape and channel checked."""
     out = run_until(model, module, x)
     if not isinstance(out, torch.Tensor) or out.ndim != 4:
         got = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
@@ -57,38 +44,27 @@ def _total_variation(image: torch.Tensor) -> torch.Tensor:
 
 
 def maximize_activation(
-    model: nn.Module,
-    layer: str,
-    channel: int,
-    *,
-    steps: int = DEFAULTS["steps"],
-    lr: float = DEFAULTS["lr"],
-    size: int = DEFAULTS["size"],
-    jitter: int = DEFAULTS["jitter"],
-    smoothness: float = DEFAULTS["smoothness"],
-    seed: int = DEFAULTS["seed"],
-    start=None,
-    preprocessing: str = "efficientnet_lite0",
-    progress: bool | None = None,
+    model: nn.Module, layer: str, channel: int, *, steps: int = DEFAULTS["steps"],
+    lr: float = DEFAULTS["lr"], size: int = DEFAULTS["size"], jitter: int = DEFAULTS["jitter"],
+    smoothness: float = DEFAULTS["smoothness"], seed: int = DEFAULTS["seed"], start=None,
+    preprocessing: str = "efficientnet_lite0", progress: bool | None = None,
 ) -> MaximizationResult:
     """Optimise an input image so that ``channel`` of ``layer`` responds as strongly as possible.
 
     Args:
-        model: the network (run in eval mode; its parameters are not changed, no ``.grad`` set).
-        layer: module name (see ``layer_names``). Prefer the layer *before* a ReLU6 (``"_bn0"``,
-            ``"_blocks.5._bn1"``): a ReLU6 passes no gradient where it is 0 or 6.
-        channel: the channel of that layer's output to maximise (its spatial mean).
-        steps: gradient-ascent steps.
-        lr: step size, in input units per pixel (the step's average size; the gradient is
-            normalised by its mean absolute value).
-        size: height = width of the image in pixels (convolutions accept any size).
-        jitter: each step rolls the image by up to this many pixels (0: no jitter).
-        smoothness: weight of the total-variation penalty (0: none; larger: smoother, blurrier).
-        seed: seeds the starting noise and the jitter: the same seed gives the same image.
-        start: ``None`` (grey plus seeded noise), an RGB ``uint8`` image (resized to ``size``) or a
-            float input ``[size, size, C]`` already scaled for the model.
-        preprocessing: the model's pixel scaling (a :func:`utils.preprocess.preprocess` name), used
-            to start from pixels, to keep them in 0-255 and to turn the result back into pixels.
+        model: the network (run in eval mode; parameters unchanged, no ``.grad`` set).
+        layer: module name. Prefer the layer *before* a ReLU6 (``"_bn0"``): a ReLU6 passes no
+            gradient where it is 0 or 6.
+        channel: the output channel whose spatial mean is maximised.
+        steps, lr: gradient-ascent steps, and their average size per pixel in input units (the
+            gradient is divided by its mean absolute value).
+        size: height = width of the image in pixels.
+        jitter: each step rolls the image by up to this many pixels (0: none).
+        smoothness: weight of the total-variation penalty (0: none).
+        seed: seeds the starting noise and the jitter.
+        start: ``None`` (grey plus noise), an RGB ``uint8`` image or a scaled float input
+            (see :func:`utils.maximize.starting_image`).
+        preprocessing: the model's pixel scaling (a ``preprocess`` model name).
         progress: show a tqdm bar (``None``: only for ``steps >= 100``).
 
     Returns:
@@ -119,11 +95,8 @@ def maximize_activation(
 
 def channel_activation(model: nn.Module, layer: str, channel: int, image,
                        preprocessing: str = "efficientnet_lite0") -> float:
-    """Mean activation of ``channel`` of ``layer`` for one image at its own size.
-
-    ``image``: RGB ``uint8 [H, W, 3]`` (scaled with ``preprocessing``, not resized) or a float
-    input ``[H, W, C]`` already scaled. Use it to compare a maximisation result with a photo.
-    """
+    """Mean activation of ``channel`` of ``layer`` for one image at its own size: RGB ``uint8
+    [H, W, 3]`` (scaled with ``preprocessing``) or a scaled float input ``[H, W, C]``."""
     module = get_module(model, layer)
     array = np.asarray(image)
     x = pixel_scaling(preprocessing).to_input(array) if array.dtype == np.uint8 else array.astype(np.float32)

@@ -1,6 +1,4 @@
-"""Record a conv layer's filters during a plain PyTorch training loop.
-
-:mod:`utils.tensorflow.snapshots` has the Keras version (a callback) with the same name::
+"""Record a conv layer's filters during a plain PyTorch training loop::
 
     snaps = FilterSnapshots(model, "conv1")
     snaps.record(0)                          # the random start
@@ -11,8 +9,7 @@
     snaps.snapshots                          # list of [out, in, kh, kw] arrays
     snaps.changes()                          # [epochs, out]: how far each filter moved
 
-``record`` warns (:class:`utils.snapshots.FilterHealthWarning`) when too many filters stopped
-changing or have a near-zero norm: the usual sign of dead ReLUs after a too-high learning rate.
+``record`` warns (:class:`utils.snapshots.FilterHealthWarning`) when too many filters look dead.
 """
 
 from __future__ import annotations
@@ -28,15 +25,8 @@ __all__ = ["FilterHealthWarning", "FilterSnapshots"]
 class FilterSnapshots(SnapshotLog):
     """Snapshots of ``model``'s conv layer ``layer``, one per :meth:`record` call.
 
-    Args:
-        model: the network being trained.
-        layer: a conv module name (``conv_filters(model, layer)`` must work).
-        zero_norm, min_change, max_inactive_fraction, warn: see :class:`utils.snapshots.SnapshotLog`.
-
-    Attributes:
-        snapshots: list of NumPy arrays ``[out, in, kh, kw]`` (read-only copies).
-        epochs: the epoch number of each snapshot.
-    """
+    ``layer`` is a conv module name; the other arguments, ``.snapshots`` (read-only
+    ``[out, in, kh, kw]`` copies) and ``.epochs``: see :class:`utils.snapshots.SnapshotLog`."""
 
     def __init__(self, model: nn.Module, layer: str, *, zero_norm: float = 1e-4,
                  min_change: float = 1e-3, max_inactive_fraction: float = 0.25,
@@ -47,6 +37,5 @@ class FilterSnapshots(SnapshotLog):
         self.model = model
 
     def record(self, epoch: int | None = None):
-        """Copy the layer's current filters (call it once before training and after each epoch).
-        Returns the snapshot ``[out, in, kh, kw]``."""
+        """Copy and return the layer's filters (call it before training and after each epoch)."""
         return self.add(conv_filters(self.model, self.layer), epoch)

@@ -1,26 +1,6 @@
-"""The Keras building blocks every helper in :mod:`utils.tensorflow` uses, one of each. They are
-internal (only ``clear_cache`` is in ``utils.tensorflow.__all__``); the lessons show the raw
-mechanisms instead. :mod:`utils.pytorch._blocks` holds PyTorch's.
-
-* :func:`layer_names` -- the names a helper accepts, nested ones as ``"backbone/layer"``;
-* :func:`get_layer` -- a layer by name, at any depth of nesting, or :class:`UnknownLayerError`
-  with the closest match;
-* :func:`submodel` -- a multi-output model from ``model``'s input to any of its layers' outputs,
-  nested ones included, optionally with the model's own output too (what Grad-CAM needs);
-* :func:`cached` / :func:`clear_cache` -- one cache of what the helpers build per model (sub-models
-  and their compiled calls), so calling a helper again costs one graph run.
-
-Why :func:`submodel` does more than ``keras.Model(model.inputs, [model.get_layer(n).output])``,
-the line the lessons teach: that line only reaches layers of ``model``'s own graph. A layer inside a
-nested model (a ``keras.applications`` backbone inside a classifier, the standard transfer-learning
-shape) has an output in the *backbone's* graph, which is not connected to the outer model's input,
-and a ``Sequential`` model that was never called has no graph at all. :func:`submodel` therefore
-traces ``model`` again on a fresh ``keras.Input``: it calls every layer on the symbolic tensors in
-the model's own order and, where a requested name lies inside a nested model, calls that nested
-model's layers one by one instead of the nested model as a whole. The result is one flat graph in
-which the requested tensors and the model's output belong to the same computation, so gradients
-flow from the logits to a layer deep inside the backbone. The layers (and so the weights) are
-shared with ``model``; nothing is copied.
+"""The Keras building blocks every helper in :mod:`utils.tensorflow` uses, one of each (internal
+but for ``clear_cache``): :func:`layer_names` and :func:`get_layer` (nested names as
+``"backbone/layer"``), :func:`submodel` and one cache (:func:`cached`, :func:`clear_cache`).
 """
 
 from __future__ import annotations
@@ -35,27 +15,15 @@ from utils.layers import UnknownLayerError, as_name_list
 import_tensorflow()  # quietly, and after torch (the import order that does not crash)
 import keras
 
-__all__ = [
-    "NESTED_SEPARATOR",
-    "cached",
-    "clear_cache",
-    "get_layer",
-    "layer_names",
-    "shape_if_unbuilt",
-    "submodel",
-]
+__all__ = ["NESTED_SEPARATOR", "cached", "clear_cache", "get_layer", "layer_names",
+           "shape_if_unbuilt", "submodel"]
 
 NESTED_SEPARATOR = "/"
 """Separates a nested model's name from a layer inside it: ``"backbone/conv1"``. Keras forbids
 ``/`` in layer names, so the path is never ambiguous."""
 
-_CONV_TYPES = (
-    keras.layers.Conv1D,
-    keras.layers.Conv2D,
-    keras.layers.Conv3D,
-    keras.layers.DepthwiseConv2D,
-    keras.layers.SeparableConv2D,
-)
+_CONV_TYPES = (keras.layers.Conv1D, keras.layers.Conv2D, keras.layers.Conv3D,
+               keras.layers.DepthwiseConv2D, keras.layers.SeparableConv2D)
 _KINDS = (None, "conv", "leaf")
 
 
@@ -79,16 +47,10 @@ def _children(model) -> dict:
 
 
 def layer_names(model, kind: str | None = None) -> list[str]:
-    """Names of the layers of ``model`` that the helpers accept, in model order.
-
-    Args:
-        model: a functional or ``Sequential`` Keras model.
-        kind: ``None`` for every layer (input layers excluded), ``"conv"`` for convolutions only
-            (depthwise and separable included), ``"leaf"`` for layers that are not models.
-
-    Layers of a nested functional or ``Sequential`` model appear as ``"nested/layer"`` (any depth),
-    right after the nested model itself.
-    """
+    """Names of the layers the helpers accept, in model order; those of a nested functional or
+    ``Sequential`` model appear as ``"nested/layer"`` (any depth) right after it. ``kind``:
+    ``None`` every layer but inputs, ``"conv"`` convolutions (depthwise and separable included),
+    ``"leaf"`` layers that are not models."""
     if kind not in _KINDS:
         raise ValueError(f"kind must be one of {_KINDS}, got {kind!r}")
     names = []
@@ -118,8 +80,7 @@ def check_graph_model(model) -> None:
 
 
 def get_layer(model, name: str):
-    """The layer called ``name`` in ``model``; ``"backbone/block_1_expand"`` walks into nested
-    models (any depth).
+    """The layer called ``name``; ``"backbone/block_1_expand"`` walks into nested models.
 
     Raises:
         UnknownLayerError: no such layer; the message lists :func:`layer_names` and the closest one.
@@ -139,8 +100,8 @@ def get_layer(model, name: str):
 
 
 def _input_specs(model, input_shape) -> list:
-    """Fresh ``keras.Input`` tensors to trace ``model`` on: the model's own input shapes, or
-    ``input_shape`` where the model does not know one (a Sequential that was never built)."""
+    """Fresh ``keras.Input`` tensors to trace ``model`` on: its own input shapes, or
+    ``input_shape`` where it knows none (a Sequential never built)."""
     try:
         known = [tuple(t.shape[1:]) for t in model.inputs]
         dtypes = [t.dtype for t in model.inputs]
@@ -159,9 +120,8 @@ def _input_specs(model, input_shape) -> list:
 
 
 def shape_if_unbuilt(model, image_shape) -> tuple | None:
-    """``image_shape`` (``(H, W, C)``) when ``model`` does not know its own input shape (a
-    ``Sequential`` model that was never built), else ``None``. Helpers pass it as ``submodel``'s
-    ``input_shape`` and in their cache key, so a built model gets one entry for every image size."""
+    """``image_shape`` ``(H, W, C)`` when ``model`` knows no input shape (a Sequential never
+    built), else ``None``: ``submodel``'s ``input_shape`` and part of the helpers' cache keys."""
     try:
         model.inputs  # noqa: B018  (raises for a Sequential model that was never built)
         return None
@@ -170,9 +130,9 @@ def shape_if_unbuilt(model, image_shape) -> tuple | None:
 
 
 def _trace(model, inputs, wanted: set[str], found: dict, prefix: str = ""):
-    """Call ``model``'s layers on the symbolic ``inputs`` in the model's order and return its
-    output. Outputs of layers named in ``wanted`` (paths relative to ``model``) are appended to
-    ``found[prefix + name]``; a nested model holding a wanted name is traced layer by layer too."""
+    """Call ``model``'s layers on the symbolic ``inputs`` in order and return its output; outputs
+    of layers in ``wanted`` are appended to ``found[prefix + name]``. A nested model holding a
+    wanted name is traced layer by layer too."""
 
     def call(layer, *args, **kwargs):
         inner = {w.partition(NESTED_SEPARATOR)[2] for w in wanted
@@ -202,17 +162,21 @@ def _trace(model, inputs, wanted: set[str], found: dict, prefix: str = ""):
 def submodel(model, outputs: str | Iterable[str], *, with_output: bool = False, input_shape=None):
     """A Keras model from ``model``'s input to the outputs of the layers named in ``outputs``.
 
+    More than ``keras.Model(model.inputs, [model.get_layer(n).output])``, the line the lessons
+    teach: a nested model's layer has its output in the *nested* graph, not connected to the outer
+    input, and a ``Sequential`` never called has no graph. So ``model`` is traced again on a fresh
+    ``keras.Input``, a nested model holding a requested name layer by layer: one flat graph, in
+    which gradients flow from the logits into the backbone. Layers and weights are shared.
+
     Args:
-        model: a functional or ``Sequential`` model (built or not), possibly holding nested models.
-        outputs: layer names (see :func:`layer_names`); ``"backbone/layer"`` reaches into a nested
-            model, and a nested model's own name gives its output as the outer model computes it.
-        with_output: also return the model's own output(s), after the requested ones, computed
-            in the same graph (so gradients of the logits reach every requested layer).
-        input_shape: ``(H, W, C)`` to trace on when the model does not know its input shape.
+        model: a functional or ``Sequential`` model (built or not), possibly with nested models.
+        outputs: layer names (see :func:`layer_names`), ``"backbone/layer"`` included.
+        with_output: also return the model's own output(s), last, from the same graph.
+        input_shape: ``(H, W, C)`` to trace on when the model knows no input shape.
 
     Returns:
-        A functional ``keras.Model`` sharing ``model``'s layers and weights; one output per name,
-        in order (a bare tensor, not a list, when there is one output in all).
+        A functional ``keras.Model`` sharing ``model``'s layers; one output per name, in order (a
+        bare tensor when there is one output in all).
 
     Raises:
         UnknownLayerError: a name is not a layer of the model (lists valid names, closest match).
@@ -249,12 +213,8 @@ _CACHE: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
 def cached(model, key: Hashable, build: Callable[[], object]):
-    """``build()`` once per ``model`` and ``key``; later calls return the same object.
-
-    The cache holds the model weakly: when the model is deleted, its entries go too. Entries are
-    dropped when the model's layers change (``Sequential.add`` / ``pop``), so a sub-model is never
-    stale. Keys name what was built, e.g. ``("feature_maps", names, input_shape)``.
-    """
+    """``build()`` once per ``model`` and ``key`` (e.g. ``("feature_maps", names, shape)``),
+    then the same object. Models are held weakly; entries go when the model's layers change."""
     layers = tuple(id(layer) for layer in model.layers)
     stored = _CACHE.get(model)
     if stored is None or stored[0] != layers:
@@ -266,14 +226,10 @@ def cached(model, key: Hashable, build: Callable[[], object]):
 
 
 def clear_cache(model=None) -> None:
-    """Forget the sub-models and compiled functions the helpers keep for ``model`` (every model
-    when ``None``).
-
-    The TensorFlow helpers build a sub-model and compile its call once per model, layer list and
-    input shape, then reuse them; each costs memory. Clear them to get that memory back, e.g. after
-    looking at many different layers. The cache follows layer changes by itself; weights are
-    always read live, so training a model needs no clearing.
-    """
+    """Forget the sub-models and compiled calls the helpers keep for ``model`` (all models when
+    ``None``) to get their memory back. Weights are read live: training needs no clearing; but a
+    compiled call keeps a layer's *settings* (``epsilon``, ``padding``...) from when it was
+    traced, so clear after changing one."""
     if model is None:
         _CACHE.clear()
     else:

@@ -4,19 +4,8 @@ The raw mechanism, which the lessons show first, is one line::
 
     activation_model = keras.Model(model.inputs, [model.get_layer(n).output for n in names])
 
-Keras keeps the graph of a functional model, so any layer's symbolic output can become an output of
-a new model that shares the same weights. :func:`activation_model` wraps that line and handles the
-cases where it fails:
-
-* a ``Sequential`` model that was never built or called has no graph yet: it is traced on a
-  ``keras.Input`` first;
-* a layer inside a nested model (a backbone inside a classifier) is addressed as
-  ``"backbone/layer"``: its output lives in the backbone's own graph, not the outer model's, so the
-  model is traced again with the backbone's layers called one by one;
-* a subclassed model has no graph at all: the error says what to do instead.
-
-All three live in :mod:`utils.tensorflow._blocks` (``submodel``), which every TensorFlow helper
-uses; the sub-models and their compiled calls are cached per model (``clear_cache``).
+:func:`activation_model` (``submodel`` of :mod:`utils.tensorflow._blocks`) also handles
+unbuilt ``Sequential`` models, nested models (``"backbone/layer"``) and subclassed ones (an error).
 """
 
 from __future__ import annotations
@@ -36,12 +25,9 @@ __all__ = ["NESTED_SEPARATOR", "activation_model", "feature_maps", "layer_names"
 
 
 def activation_model(model, layers: str | Iterable[str], input_shape=None):
-    """A Keras model with the same input as ``model`` and one output per name in ``layers``.
-
-    The sub-model shares ``model``'s layers and weights; it computes only what the requested
-    layers need. Works for functional models, ``Sequential`` models (built or not; pass
-    ``input_shape=(H, W, C)`` if it was never built) and nested models (``"backbone/layer"``, any
-    depth). It is :func:`utils.tensorflow._blocks.submodel`, under the name the lessons teach.
+    """A Keras model with ``model``'s input and one output per name in ``layers``, sharing its
+    weights: :func:`utils.tensorflow._blocks.submodel` under the name the lessons teach. Pass
+    ``input_shape=(H, W, C)`` for a ``Sequential`` model that was never built.
 
     Raises:
         UnknownLayerError: a name is not a layer of the model (lists valid names).
@@ -51,12 +37,8 @@ def activation_model(model, layers: str | Iterable[str], input_shape=None):
 
 
 def to_input(images):
-    """Preprocessed images -> the model's input tensor.
-
-    ``images`` is the course's framework-neutral batch: a float32 NumPy array ``[N, H, W, C]``
-    (see :func:`utils.preprocess.preprocess`). Keras uses that layout too, so this only makes a
-    float32 ``tf.Tensor``; a single image ``[H, W, C]`` gets a batch axis.
-    """
+    """A NumPy batch ``[N, H, W, C]`` (or one image ``[H, W, C]``) -> a float32 ``tf.Tensor``
+    of the same layout; a ``tf.Tensor`` is returned unchanged, a torch tensor refused."""
     if isinstance(images, tf.Tensor):
         return images
     if hasattr(images, "detach"):
@@ -73,15 +55,9 @@ def to_input(images):
 
 
 def feature_maps(model, layers: str | Iterable[str], images) -> dict[str, np.ndarray]:
-    """Run ``model`` once in inference mode and return the named layers' outputs as NumPy arrays
-    in Keras' layout ``[N, H, W, C]``.
-
-    The :func:`activation_model` is built once per model and list of layers, and its call is
-    compiled once (``tf.function``, ``training=False``), so calling this again costs one graph
-    run. (``predict`` would do the same work but copies every output into new arrays, which with
-    dozens of captured layers costs a third of a forward pass; measured in
-    ``benchmarks/capture_overhead.py``.) Batches of 32 keep memory bounded for large inputs.
-    """
+    """Run ``model`` once (``training=False``) and return the named layers' outputs as NumPy
+    ``[N, H, W, C]``. The sub-model and its compiled call (``tf.function``, cheaper than
+    ``predict``) are built once per model and layer list; batches of 32 bound the memory."""
     names = tuple(as_name_list(layers))
     x = to_input(images)
     run = _compiled_call(model, names, tuple(x.shape[1:]))

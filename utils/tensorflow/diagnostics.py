@@ -1,21 +1,6 @@
 """Dead filters in Keras: stream a data set through the model and count how often each channel of
-one layer fires. :mod:`utils.pytorch.diagnostics` has the same function for PyTorch.
-
-The mechanism is an activation sub-model, built once and reused for every batch, whose output is
-reduced inside the same compiled function::
-
-    sub = keras.Model(model.inputs, model.get_layer("conv2").output)   # utils: submodel()
-
-    @tf.function
-    def summarise(x):                                   # x: [B, H, W, C]
-        maps = sub(x, training=False)                   # [B, h, w, channels]
-        return tf.reduce_mean(maps, [1, 2]), tf.reduce_max(maps, [1, 2])
-
-    for batch in batches:
-        stats.update_reduced(*summarise(batch))
-
-Only two ``[B, C]`` summaries per batch leave the graph, so memory does not grow with the number
-of images.
+one layer fires. A sub-model ending at the layer (``submodel``) and the reduction to per-channel
+means and maxima ``[B, C]`` run in one compiled function, built once per model and layer.
 """
 
 from __future__ import annotations
@@ -28,8 +13,7 @@ __all__ = ["scan_dead_filters"]
 
 
 def _reducer(model, layer: str, input_shape: tuple):
-    """A compiled function batch -> (per-sample spatial means, maxima) ``[B, C]``; cached per
-    model, layer and input shape so a second scan compiles nothing."""
+    """A compiled function batch -> per-sample spatial (means, maxima) ``[B, C]``, cached."""
 
     def build():
         sub = submodel(model, [layer], input_shape=input_shape)
@@ -52,21 +36,11 @@ def _reducer(model, layer: str, input_shape: tuple):
 def scan_dead_filters(model, layer: str, images, *, batch_size: int = 256,
                       fire_threshold: float = 0.0, min_fraction: float = 0.01, top_k: int = 0,
                       progress: bool = True) -> DeadFilterScan:
-    """Stream ``images`` through ``model`` and report the channels of ``layer`` that (almost)
-    never fire.
-
-    Args:
-        model: a functional or Sequential Keras model; it runs with ``training=False``.
-        layer: a layer name (see ``layer_names(model)``), usually a conv or its ReLU;
-            ``"backbone/layer"`` inside a nested model.
-        images: NumPy ``[N, H, W, C]``, a ``tf.Tensor`` or an iterable of batches
-            (e.g. a ``tf.data.Dataset``).
-        batch_size, fire_threshold, min_fraction, top_k, progress: as in
-            ``utils.pytorch.scan_dead_filters``.
-
-    Returns:
-        :class:`utils.stats.DeadFilterScan` with ``.dead``, ``.stats`` and ``.summary()``.
-    """
+    """The channels of ``layer`` that (almost) never fire over ``images``: see
+    :func:`utils.pytorch.diagnostics.scan_dead_filters`, same contract. ``model`` is functional
+    or ``Sequential`` (run with ``training=False``); ``layer`` may be ``"backbone/layer"``;
+    ``images`` NumPy ``[N, H, W, C]``, a ``tf.Tensor`` or an iterable such as a ``tf.data``
+    dataset."""
     # the plain text bar: works in a terminal and a notebook, needs no widgets
     from tqdm import tqdm
 

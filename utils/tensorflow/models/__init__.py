@@ -1,12 +1,6 @@
-"""The course's models in Keras: one loader, one input converter, one predict.
-
-Same names and signatures as :mod:`utils.pytorch.models`. Each Keras model is a *twin* of the
-PyTorch one: the same layers under the same names, with the trained weights ported from PyTorch
-(:func:`utils.port.port_to_keras`)::
-
-    model = load_model("efficientnet_lite0")            # ImageNet weights, inference only
-    logits = predict(model, preprocess(images))         # NumPy [N, 1000]
-"""
+"""The course's models in Keras, same names and signatures as :mod:`utils.pytorch.models`: each
+is a *twin* of the PyTorch one (same layer names), its weights ported by
+:func:`utils.port.port_to_keras`."""
 
 from __future__ import annotations
 
@@ -21,38 +15,17 @@ from utils.tensorflow.models.efficientnet_lite import efficientnet_lite0_twin
 from utils.tensorflow.models.mnist import mnist_cnn_twin
 from utils.tensorflow.models.resnet import resnet18_twin
 
-_TWINS = {
-    "efficientnet_lite0": efficientnet_lite0_twin,
-    "resnet18": resnet18_twin,
-    "mnist_cnn": mnist_cnn_twin,
-}
+_TWINS = {"efficientnet_lite0": efficientnet_lite0_twin, "resnet18": resnet18_twin,
+          "mnist_cnn": mnist_cnn_twin}
 
-__all__ = [
-    "MODEL_NAMES",
-    "WeightsNotAvailableError",
-    "efficientnet_lite0_twin",
-    "load_model",
-    "mnist_cnn_twin",
-    "predict",
-    "resnet18_twin",
-    "to_input",
-]
+__all__ = ["MODEL_NAMES", "WeightsNotAvailableError", "efficientnet_lite0_twin", "load_model",
+           "mnist_cnn_twin", "predict", "resnet18_twin", "to_input"]
 
 
 def load_model(name: str, pretrained: bool = True) -> keras.Model:
-    """Build one of the course's models in Keras.
-
-    Args:
-        name: ``"efficientnet_lite0"``, ``"resnet18"`` or ``"mnist_cnn"`` (see
-            :func:`utils.pytorch.load_model`).
-        pretrained: ``True`` ports the trained PyTorch weights into the Keras twin (the same
-            source as the PyTorch tab, so both tabs compute the same numbers); ``False`` keeps
-            Keras' own random initialisation.
-
-    Raises:
-        ValueError: unknown ``name`` (the message lists the valid names).
-        WeightsNotAvailableError: pretrained weights cannot be found or fetched.
-    """
+    """The Keras twin of one of the course's models: see :func:`utils.pytorch.load_model`, same
+    contract. ``pretrained=True`` ports the PyTorch weights (so both tabs compute the same
+    numbers); ``False`` keeps Keras' random initialisation."""
     if not isinstance(pretrained, bool):
         raise TypeError(f"pretrained must be True or False, got {pretrained!r}")
     check_model_name(name)
@@ -66,9 +39,6 @@ def load_model(name: str, pretrained: bool = True) -> keras.Model:
 
 
 def predict(model: keras.Model, images) -> np.ndarray:
-    """Run ``model`` in inference mode (``training=False``: BatchNorm uses its moving statistics,
-    dropout is off) and return its outputs (logits) as NumPy ``[N, classes]``.
-
-    ``images`` as for :func:`to_input`.
-    """
+    """Logits as NumPy ``[N, classes]`` from ``model(x, training=False)``; ``images`` as for
+    :func:`to_input`."""
     return np.asarray(model(to_input(images), training=False))

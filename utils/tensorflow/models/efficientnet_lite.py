@@ -1,13 +1,7 @@
-"""EfficientNet-Lite0 as a Keras functional model: the twin of
-:mod:`utils.pytorch.models.efficientnet_lite`, built from the same block table.
-
-Every layer has *exactly* the PyTorch module name (``_conv_stem``, ``_blocks.3._depthwise_conv``,
-``_blocks.3._relu1`` ...), so one list of names works in both frameworks and
-:func:`utils.port.port_to_keras` can copy the weights by name. Each block ends in a layer named
-after the block (``_blocks.3``): the skip ``Add`` when the block has one, else an ``Identity``.
-
-Keras' own ``padding="same"`` is TensorFlow's (asymmetric for stride 2), which is what the
-checkpoint was trained with; the PyTorch twin emulates it.
+"""EfficientNet-Lite0 as a Keras functional model, the twin of
+:mod:`utils.pytorch.models.efficientnet_lite` from the same block table, with exactly its module
+names; each block ends in a layer named after it (``_blocks.3``: the skip ``Add``, else an
+``Identity``). Keras' ``padding="same"`` is the checkpoint's own.
 """
 
 from __future__ import annotations
@@ -53,9 +47,8 @@ def _mbconv(x, name, kernel_size, stride, expand_ratio, in_channels, out_channel
 
 
 def efficientnet_lite0_twin(num_classes: int = 1000) -> keras.Model:
-    """The Keras EfficientNet-Lite0 with random weights; input ``[N, 224, 224, 3]`` scaled as
-    ``(x - 127) / 128``. Port trained weights with :func:`utils.port.port_to_keras`, or use
-    ``utils.tensorflow.load_model("efficientnet_lite0")``."""
+    """The Keras EfficientNet-Lite0, random; input ``[N, 224, 224, 3]`` scaled as ``(x - 127) /
+    128``. ``utils.tensorflow.load_model("efficientnet_lite0")`` ports the trained weights."""
     inputs = keras.Input((224, 224, 3), name="input")
     x = layers.Conv2D(STEM_CHANNELS, 3, 2, padding="same", use_bias=False, name="_conv_stem")(
         inputs

@@ -1,10 +1,5 @@
 """The small MNIST CNN as a Keras functional model, twin of :mod:`utils.pytorch.models.mnist`
-(same layer names; input ``[N, 28, 28, 1]`` with values in [0, 1]).
-
-``flatten`` turns ``[5, 5, 16]`` into 400 numbers in the order (row, column, channel); PyTorch's
-order is (channel, row, column). :func:`utils.port.port_to_keras` reorders the rows of the ``fc``
-kernel to match.
-"""
+(same layer names; input ``[N, 28, 28, 1]`` in [0, 1]; ``flatten`` reads (row, column, channel))."""
 
 from __future__ import annotations
 

@@ -1,23 +1,14 @@
-"""ResNet-18 as a Keras functional model: the twin of torchvision's ``resnet18``.
+"""ResNet-18 as a Keras functional model, the twin of torchvision's ``resnet18`` (same names).
+Where the frameworks differ, the twin is explicit:
 
-Layer names are torchvision's module names (``conv1``, ``layer2.0.downsample.0`` ...). Where the
-two frameworks differ, the twin is explicit:
-
-* **Padding.** PyTorch pads symmetrically (``padding=1``, ``padding=3``); Keras' ``"same"`` pads
-  *one pixel less at the top/left* when the stride is 2. So every padded conv and the max-pool get
-  their own ``ZeroPadding2D`` layer (named ``<layer>_pad``) and run with ``padding="valid"``.
-  Zero padding before the max-pool equals PyTorch's ``-inf`` padding there because its input comes
-  out of a ReLU (all values >= 0).
+* **Padding.** Keras' ``"same"`` pads one pixel less at the top/left than PyTorch for stride 2, so
+  padded convs and the max-pool get a ``ZeroPadding2D`` (``<layer>_pad``) and ``"valid"``. (Zeros
+  before the max-pool equal PyTorch's ``-inf`` there: its input comes out of a ReLU.)
 * **BatchNorm epsilon** is PyTorch's 1e-5 (Keras' default is 1e-3).
-* **One ReLU, two calls.** torchvision's ``BasicBlock`` calls its ``relu`` module twice; the twin
-  has a layer per call: ``layerS.B.relu`` (after ``bn1``) and ``layerS.B.relu_1`` (after the skip
-  addition). The key ``name_1`` is what ``ActivationCapture.as_dict()`` uses for a second call.
-* **Containers.** ``Identity`` layers named ``layerS.B`` (block output) and ``layerS`` (stage
-  output) stand for PyTorch's container modules, so those names can be captured too.
-* Keras-only helper layers carry a suffix: ``..._pad``, ``layerS.B_add``, ``avgpool_flatten``.
-
-``bn_epsilon`` and ``explicit_padding`` exist to build deliberately *wrong* twins for the lesson
-on porting bugs; the defaults are the correct twin.
+* **One ReLU, two calls**: ``layerS.B.relu`` (after ``bn1``) and ``layerS.B.relu_1`` (after the
+  skip addition), the keys of ``ActivationCapture.as_dict()``.
+* ``Identity`` layers ``layerS.B`` and ``layerS`` stand for PyTorch's containers; Keras-only
+  layers carry a suffix (``_pad``, ``layerS.B_add``, ``avgpool_flatten``).
 """
 
 from __future__ import annotations
@@ -35,13 +26,8 @@ def resnet18_twin(
     num_classes: int = 1000, *, bn_epsilon: float = BN_EPS, explicit_padding: bool = True
 ) -> keras.Model:
     """The Keras ResNet-18 with random weights; input ``[N, 224, 224, 3]`` (ImageNet-normalised).
-
-    Args:
-        num_classes: outputs of ``fc``.
-        bn_epsilon: BatchNorm epsilon (correct: 1e-5, PyTorch's value).
-        explicit_padding: ``True`` (correct): ``ZeroPadding2D`` + ``"valid"``; ``False``: Keras'
-            ``padding="same"``, which differs from PyTorch wherever the stride is 2.
-    """
+    ``bn_epsilon`` and ``explicit_padding=False`` (Keras' ``padding="same"``) build deliberately
+    *wrong* twins for the lesson on porting bugs."""
 
     def conv(x, name, filters, kernel, stride=1, pad=0):
         if pad and explicit_padding:
