@@ -56,7 +56,7 @@ MODULES: dict[str, tuple[str, list[str], list[str] | None]] = {
         "utils.agreement.xǁAgreementRowǁ*", "utils.agreement.xǁAgreementReportǁ*"]),
 }
 # Test helpers every selection may import.
-HELPERS = ["tests/conftest.py", "tests/_ci.py"]
+HELPERS = ["tests/conftest.py", "tests/_ci.py", "tests/_notebooks.py"]
 
 
 def _mutmut_config(module: str, tests: list[str]) -> str:

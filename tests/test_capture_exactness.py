@@ -21,6 +21,7 @@ import copy
 import pytest
 import torch
 import torchvision
+from _hooks import hooked_reference
 
 from utils.pytorch import ActivationCapture, layer_names, load_model
 
@@ -49,21 +50,6 @@ def _without_inplace(model: torch.nn.Module) -> torch.nn.Module:
     return twin
 
 
-def _reference(model, names, x):
-    """Every call's output of every named module, copied inside the hook; and the logits."""
-    modules = dict(model.named_modules())
-    outputs = {name: [] for name in names}
-    handles = [
-        modules[n].register_forward_hook(lambda m, i, out, n=n: outputs[n].append(out.detach().clone()))
-        for n in names
-    ]
-    try:
-        with torch.no_grad():
-            logits = model(x)
-    finally:
-        for handle in handles:
-            handle.remove()
-    return outputs, logits
 
 
 def _output_ptrs(model, names, x):
@@ -96,7 +82,7 @@ def test_every_conv_is_captured_bit_exactly(name):
     model = BUILDERS[name]().eval()
     x = torch.randn(1, 3, 64, 64, generator=torch.Generator().manual_seed(1))
     convs = layer_names(model, kind="conv")
-    expected, expected_logits = _reference(_without_inplace(model), convs, x)
+    expected, expected_logits = hooked_reference(_without_inplace(model), convs, x)
 
     ptrs, overwritten, handles = _output_ptrs(model, convs, x)
     try:
@@ -129,7 +115,7 @@ def test_exact_with_gradients_enabled():
     model = torchvision.models.squeezenet1_0(weights=None).eval()
     x = torch.randn(1, 3, 64, 64, generator=torch.Generator().manual_seed(1))
     convs = layer_names(model, kind="conv")
-    expected, _ = _reference(_without_inplace(model), convs, x)
+    expected, _ = hooked_reference(_without_inplace(model), convs, x)
     with ActivationCapture(model, convs) as cap:
         model(x).sum().backward()
     for n in convs:

@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 import torch
 import torchvision
+from _hooks import hooked_reference
 
 from utils.layers import UnknownLayerError
 from utils.pytorch import ActivationCapture, conv_filters, feature_maps, layer_names, to_input
@@ -99,21 +100,6 @@ def test_unknown_layer_lists_valid_names_and_closest_match(resnet):
     assert _hook_count(resnet) == 0
 
 
-def _reference(model, names, x):
-    """The raw mechanism with a copy in every hook: what each layer produced, call by call."""
-    outputs = {name: [] for name in names}
-    modules = dict(model.named_modules())
-    handles = [
-        modules[n].register_forward_hook(lambda m, i, out, n=n: outputs[n].append(out.detach().clone()))
-        for n in names
-    ]
-    try:
-        with torch.no_grad():
-            logits = model(x)
-    finally:
-        for handle in handles:
-            handle.remove()
-    return outputs, logits
 
 
 def _hook_ptrs(model, name, x):
@@ -135,7 +121,7 @@ def test_default_copies_only_what_an_inplace_module_would_overwrite(resnet, x):
         h2.remove()
     assert cap["conv1"].data_ptr() == conv_ptrs[0], "conv1's output must not be copied"
     assert cap["bn1"].data_ptr() != bn_ptrs[0], "bn1's output must be copied before the ReLU"
-    reference, _ = _reference(resnet, ["conv1", "bn1"], x)
+    reference, _ = hooked_reference(resnet, ["conv1", "bn1"], x)
     assert torch.equal(cap["conv1"], reference["conv1"][0])
     assert torch.equal(cap["bn1"], reference["bn1"][0]) and (cap["bn1"] < 0).any()
 
@@ -147,7 +133,7 @@ def test_unforeseen_inplace_add_is_caught_and_named(resnet, x):
             resnet(x)
     assert info.value.layers == ["layer1.0.bn2"]
     assert _hook_count(resnet) == 0 and not cap.active
-    reference, _ = _reference(resnet, ["layer1.0.bn2"], x)
+    reference, _ = hooked_reference(resnet, ["layer1.0.bn2"], x)
     for clone in (True, ["layer1.0.bn2"]):
         with ActivationCapture(resnet, "layer1.0.bn2", clone=clone) as cap, torch.no_grad():
             resnet(x)
@@ -164,7 +150,7 @@ def test_inference_mode_has_no_version_counter_so_every_output_is_copied(resnet,
     finally:
         handle.remove()
     assert cap["conv1"].data_ptr() != conv_ptrs[0]
-    reference, _ = _reference(resnet, ["conv1", "bn1", "layer1.0.bn2"], x)
+    reference, _ = hooked_reference(resnet, ["conv1", "bn1", "layer1.0.bn2"], x)
     for name, outputs in reference.items():
         assert torch.equal(cap[name], outputs[0]), name
 

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import nbformat
 import pytest
+from _notebooks import notebook
 
 from coursekit.grade import plan as plan_mod
 from coursekit.grade.plan import (
@@ -43,13 +44,7 @@ def _source():
         ("code", "### BEGIN HIDDEN TESTS\nprobe('h', h)\n### END HIDDEN TESTS",
          {"id": "q3", "kind": "test", "points": 1}),
     ]
-    nb = nbformat.v4.new_notebook()
-    for i, (kind, text, grade) in enumerate(cells):
-        cell = (nbformat.v4.new_code_cell if kind == "code" else nbformat.v4.new_markdown_cell)(text)
-        cell.id = f"c{i}"
-        if grade:
-            cell.metadata["grade"] = grade
-        nb.cells.append(cell)
+    nb = notebook(cells)
     return parse_notebook(nb, Path("hw.ipynb"))
 
 

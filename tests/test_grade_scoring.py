@@ -5,8 +5,8 @@ selection for coursekit/grade/scoring.py. The same rules on real kernels: test_g
 import re
 from pathlib import Path
 
-import nbformat
 import pytest
+from _notebooks import notebook
 
 from coursekit.grade.plan import Plan, Step
 from coursekit.grade.runner import MAX_MESSAGE_BYTES, Limits, RunResult, StepResult
@@ -26,7 +26,6 @@ HIDDEN = "probe('double', f(3))\nassert f(10) == 20, 'f(10) should be twenty'"
 
 
 def _source():
-    nb = nbformat.v4.new_notebook()
     cells = [
         ("code", "import math\n" + PROBE_FALLBACK, None),
         ("code", "def f(x):\n    ### BEGIN SOLUTION\n    return 2 * x\n    ### END SOLUTION",
@@ -36,12 +35,7 @@ def _source():
         ("markdown", "### BEGIN SOLUTION\nBecause.\n### END SOLUTION",
          {"id": "q2", "kind": "manual", "points": 1}),
     ]
-    for i, (kind, text, grade) in enumerate(cells):
-        cell = (nbformat.v4.new_code_cell if kind == "code" else nbformat.v4.new_markdown_cell)(text)
-        cell.id = f"c{i}"
-        if grade:
-            cell.metadata["grade"] = grade
-        nb.cells.append(cell)
+    nb = notebook(cells)
     return parse_notebook(nb, Path("hw.ipynb"))
 
 
@@ -301,19 +295,13 @@ def test_an_eight_character_hidden_line_counts_as_a_quote():
 
 
 def test_questions_after_a_hand_graded_one_are_scored():
-    nb = nbformat.v4.new_notebook()
     cells = [("code", "import math\n" + PROBE_FALLBACK, None),
              ("markdown", "### BEGIN SOLUTION\nBecause.\n### END SOLUTION",
               {"id": "q1", "kind": "manual", "points": 1}),
              ("code", "### BEGIN SOLUTION\nx = 1\n### END SOLUTION", {"id": "q2", "kind": "solution"}),
              ("code", "### BEGIN HIDDEN TESTS\nprobe('x', x)\n### END HIDDEN TESTS",
               {"id": "q2", "kind": "test", "points": 3})]
-    for i, (kind, text, grade) in enumerate(cells):
-        cell = (nbformat.v4.new_code_cell if kind == "code" else nbformat.v4.new_markdown_cell)(text)
-        cell.id, cell.metadata["grade"] = f"c{i}", grade
-        if grade is None:
-            del cell.metadata["grade"]
-        nb.cells.append(cell)
+    nb = notebook(cells)
     source = parse_notebook(nb, Path("m.ipynb"))
     steps = [Step("setup", None, "", "s"), Step("answer", "q2", "x = 1", "a"),
              Step("hidden", "q2", "", "h")]

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import nbformat
 import pytest
+from _notebooks import notebook
 
 from coursekit.grade.source import (
     CODE_STUB,
@@ -35,14 +36,7 @@ TEST = "assert f(1) == 2\n### BEGIN HIDDEN TESTS\nprobe('f', f(3))\n### END HIDD
 
 
 def _nb(*cells):
-    nb = nbformat.v4.new_notebook()
-    for i, (kind, text, grade) in enumerate(cells):
-        cell = (nbformat.v4.new_code_cell if kind == "code" else nbformat.v4.new_markdown_cell)(text)
-        cell.id = f"c{i}"
-        if grade is not None:
-            cell.metadata["grade"] = grade
-        nb.cells.append(cell)
-    return nb
+    return notebook(cells)
 
 
 def _parse(*cells, name="hw.ipynb"):

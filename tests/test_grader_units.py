@@ -13,6 +13,7 @@ from pathlib import Path
 import nbformat
 import numpy as np
 import pytest
+from _notebooks import notebook
 
 from coursekit.grade import plan as plan_mod
 from coursekit.grade.batch import shard_of
@@ -160,13 +161,7 @@ def test_mismatch_messages_do_not_reveal_expected_values():
 
 # -- source notebooks -------------------------------------------------------------------------------
 def _nb(*cells):
-    nb = nbformat.v4.new_notebook()
-    for i, (kind, text, grade) in enumerate(cells):
-        cell = (nbformat.v4.new_code_cell if kind == "code" else nbformat.v4.new_markdown_cell)(text)
-        cell.id = f"c{i}"
-        if grade:
-            cell.metadata["grade"] = grade
-        nb.cells.append(cell)
+    nb = notebook(cells)
     return nb
 
 
