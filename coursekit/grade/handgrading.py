@@ -36,10 +36,10 @@ from pathlib import Path
 from coursekit.grade.results import CsvError, Row, atomic_write, read_csv, write_csv
 from coursekit.grade.source import Criterion, SourceNotebook, parse_rubric
 
-HAND_STATUS = "hand"  # a manual question the instructor has scored
+HAND_STATUS = "hand"  # a manual question the instructor has scored (in scoring.STATUSES)
 SHEET_COLUMNS = ("sheet", "student", "notebook", "question", "answer")
 COMMENT = "comment"
-_CRITERION_RE = re.compile(r"^c(\d+): .* \(max ([0-9.]+)\)$")
+_CRITERION_RE = re.compile(r"^c(\d+): .* \(max [0-9.]+\)$")
 
 
 # -- rubrics ------------------------------------------------------------------------------------
@@ -87,13 +87,15 @@ def _key(student: str, notebook: str, question: str) -> str:
     return f"{student}/{notebook}/{question}"
 
 
-def apply_scores(state: Path, rows: Iterable[Row]) -> list[Row]:
-    """``rows`` with every manual question the instructor scored filled in.
+def apply_scores(state: Path, rows: Iterable[Row], scores: dict[str, dict] | None = None
+                 ) -> list[Row]:
+    """``rows`` with every manual question the instructor scored filled in (``scores``: those
+    saved in ``state`` unless given).
 
     A score counts only for the answer it was given to: when the student's answer changed since,
     the row stays "to be graded by hand" and says why.
     """
-    scores = load_scores(state)
+    scores = load_scores(state) if scores is None else scores
     answers: dict[str, dict] = {}
     out = []
     for row in rows:
@@ -148,12 +150,13 @@ def build_sheets(grades: list[Row], sources: list[SourceNotebook], state: Path) 
     for row in grades:
         if row.status in ("manual", HAND_STATUS):
             students.setdefault((row.notebook, row.question), []).append(row.student)
+    written = {s: load_answers(state, s) for names in students.values() for s in names}
     sheets = []
     for (notebook, question), names in students.items():
         source = by_name.get(notebook)
         if source is None:
             raise CsvError(f"the grades mention {notebook}, which is not among the sources")
-        answers = {s: load_answers(state, s).get(notebook, {}).get(question, "") for s in names}
+        answers = {s: written[s].get(notebook, {}).get(question, "") for s in names}
         sheets.append(Sheet(notebook, question, source.question(question).title,
                             rubric_of(source, question), answers))
     return sheets
@@ -298,7 +301,7 @@ def merge(sheet_paths: list[Path], grades_path: Path, state: Path) -> tuple[list
     rows = read_csv(grades_path)
     scores = {**load_scores(state), **merged}
     atomic_write(_scores_file(state), json.dumps(scores, indent=1))
-    rows = apply_scores(state, rows)
+    rows = apply_scores(state, rows, scores)
     write_csv(rows, grades_path)
     return rows, len(merged)
 
@@ -307,19 +310,19 @@ def merge(sheet_paths: list[Path], grades_path: Path, state: Path) -> tuple[list
 def totals_csv(rows: list[Row]) -> str:
     """Per-student totals for a gradebook: student, each notebook's points, total, maximum."""
     notebooks = sorted({r.notebook for r in rows})
-    table: dict[str, dict[str, float]] = {}
-    maximum: dict[str, dict[str, float]] = {}
+    points: dict[str, dict[str, float]] = {}
+    maximum: dict[str, float] = {}
+    pending: dict[str, int] = {}
     for row in rows:
-        table.setdefault(row.student, {}).setdefault(row.notebook, 0.0)
-        table[row.student][row.notebook] += row.points
-        maximum.setdefault(row.student, {}).setdefault(row.notebook, 0.0)
-        maximum[row.student][row.notebook] += row.max_points
+        mine = points.setdefault(row.student, {})
+        mine[row.notebook] = mine.get(row.notebook, 0.0) + row.points
+        maximum[row.student] = maximum.get(row.student, 0.0) + row.max_points
+        pending[row.student] = pending.get(row.student, 0) + (row.status == "manual")
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(["student", *notebooks, "total", "maximum", "to_grade_by_hand"])
-    pending = {s: sum(1 for r in rows if r.student == s and r.status == "manual") for s in table}
-    for student in sorted(table):
-        points = [table[student].get(n, 0.0) for n in notebooks]
-        writer.writerow([student, *(f"{p:g}" for p in points), f"{sum(points):g}",
-                         f"{sum(maximum[student].values()):g}", pending[student]])
+    for student in sorted(points):
+        per_notebook = [points[student].get(n, 0.0) for n in notebooks]
+        writer.writerow([student, *(f"{p:g}" for p in per_notebook), f"{sum(per_notebook):g}",
+                         f"{maximum[student]:g}", pending[student]])
     return buffer.getvalue()

@@ -20,7 +20,8 @@ from coursekit.grade.runner import MAX_MESSAGE_BYTES, Limits, RunResult, StepRes
 from coursekit.grade.source import SourceNotebook
 from coursekit.grade.values import ProbeFormatError, compare, decode
 
-STATUSES = ("passed", "failed", "error", "timeout", "missing", "invalid", "manual")
+# "hand" (a manual question the instructor has scored) is set by coursekit.grade.handgrading.
+STATUSES = ("passed", "failed", "error", "timeout", "missing", "invalid", "manual", "hand")
 _MAX_MESSAGE = 400
 
 
