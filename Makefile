@@ -78,13 +78,15 @@ lab: env
 lab-command:
 	@echo '$(LAB_CMD)'
 
-# Unit, grader and website tests, plus nbval over every lesson and solution notebook: lax mode
-# compares only cells tagged `nbval-check-output` (the lessons' agreement checks) and requires
-# every other cell to run without error. exercises/ is not run (its stubs fail by design), nor are
-# the grader's deliberately broken submissions in tests/fixtures/.
+# Unit, grader and website tests, plus nbval over every solution notebook: lax mode compares only
+# cells tagged `nbval-check-output` and requires every other cell to run without error. The lessons
+# run once, in the book build the website tests need; tests/test_lesson_checks.py compares their
+# checked cells (the agreement checks) the same way. exercises/ is not run (its stubs fail by
+# design), nor are the grader's deliberately broken submissions in tests/fixtures/. The slowest
+# tests are listed at the end, to keep the run within its 20 minutes.
 test: env browser sandbox slurm
-	$(PY) -m pytest tests book solutions --ignore=tests/fixtures \
-	  --nbval-lax --nbval-current-env --nbval-cell-timeout=300
+	$(PY) -m pytest tests solutions --ignore=tests/fixtures \
+	  --nbval-lax --nbval-current-env --nbval-cell-timeout=300 --durations=15
 
 # Everything but the tests marked slow (over ~5 s each: grader batches, kernels, subprocesses,
 # notebook execution, training) or browser: under 2 minutes on a 2-core machine.

@@ -1,8 +1,8 @@
 """The lessons' checked outputs hold on another numeric back-end too (issue 9).
 
-``make test`` runs nbval over every lesson on this machine's fastest kernels. This test runs it
-again, in a subprocess, with the slowest and most different back-end this machine can imitate:
-PyTorch without SIMD kernels (``ATEN_CPU_CAPABILITY=default``), oneDNN limited to SSE4.1 and
+``make test`` executes every lesson on this machine's fastest kernels (in the book build,
+``tests/test_lesson_checks.py``). This test runs nbval over some of them again, in a subprocess,
+with the slowest and most different back-end this machine can imitate: PyTorch without SIMD kernels (``ATEN_CPU_CAPABILITY=default``), oneDNN limited to SSE4.1 and
 TensorFlow's oneDNN kernels off. Every cell tagged ``nbval-check-output`` must print the same text
 there: verdicts, layer names and labels only, nothing a different rounding can flip.
 

@@ -224,7 +224,7 @@ def test_table_and_stable_text():
     lines = failing.stable_text().splitlines()
     assert re.fullmatch(r"fc +\(1, 3\) +FAIL", lines[0])
     assert lines[1] == (
-        f"1 layers (vs float64 PyTorch, twin error <= {FACTOR:g} x PyTorch float32 "
+        f"1 layer (vs float64 PyTorch, twin error <= {FACTOR:g} x PyTorch float32 "
         f"error + {FLOOR_EPS:g} eps): 1 of 1 disagree"
     )
     assert good.stable_text().endswith(": all agree") and "PASS" in good.stable_text()

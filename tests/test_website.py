@@ -9,8 +9,8 @@ title that does not repeat itself. Every lesson's figures have alt text that say
 displayed, zoom when they are shown scaled down, and weigh less than ``MAX_IMAGE_BYTES`` per
 page; its code lines fit the column; its executed notebook (with outputs) can be downloaded.
 
-The site is built first (``python -m coursekit.build_book``) when ``_build/html`` is missing or older
-than its sources. Nothing is downloaded: the browser is Debian's ``chromium`` (``make browser``).
+The site is built first when ``_build/html`` is missing or older than its sources
+(``tests/_site.py``). Nothing is downloaded: the browser is Debian's ``chromium`` (``make browser``).
 Without it the tests are skipped, except under CI (``CI=true``), where they fail.
 Set ``WEBSITE_SCREENSHOTS=DIR`` to save a full-page screenshot of every lesson.
 """
@@ -24,7 +24,6 @@ import http.server
 import json
 import os
 import re
-import subprocess
 import sys
 import threading
 from pathlib import Path
@@ -32,17 +31,13 @@ from urllib.parse import urlparse
 
 import nbformat
 import pytest
+from _site import EXERCISES, HTML, LESSONS, ROOT, build_site, executed_notebook
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
-ROOT = Path(__file__).resolve().parents[1]
-HTML = ROOT / "_build" / "html"
-STAMP = ROOT / "_build" / ".inputs-hash"  # written by coursekit.build_book after a successful build
 CHROMIUM = Path(os.environ.get("CHROMIUM", "/usr/bin/chromium"))
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync", "--no-first-run"]
-LESSONS = sorted((ROOT / "book").glob("*.ipynb"))
-EXERCISES = sorted((ROOT / "exercises").glob("*.ipynb"))
 FRAMEWORKS = ("pytorch", "tensorflow")
 # Text in an output area that means something went wrong while the notebook ran.
 ERROR_TEXT = re.compile(r"Traceback \(most recent call last\)|\b\w+(Error|Exception): |"
@@ -86,10 +81,9 @@ def expected_groups(notebook: Path) -> int:
 def expected_figures(notebook: Path) -> int:
     """Image outputs of the lesson as the book build executed it (``_build/jupyter_execute``);
     0 when that copy is missing (the page must still show at least one figure)."""
-    executed = ROOT / "_build" / "jupyter_execute" / notebook.relative_to(ROOT)
-    if not executed.is_file():
+    nb = executed_notebook(notebook)
+    if nb is None:
         return 0
-    nb = nbformat.read(executed, as_version=4)
     return sum(1 for cell in nb.cells if cell.cell_type == "code" for out in cell.get("outputs", [])
                if any(kind.startswith("image/") for kind in out.get("data", {})))
 
@@ -99,11 +93,10 @@ def figure_text_sizes(notebook: Path) -> dict[str, float]:
 
     myst-nb names each image file by the SHA-256 of its bytes, so the page's ``<img src>`` finds
     its entry; the book build's kernels record the size (``coursekit.notebooks``)."""
-    executed = ROOT / "_build" / "jupyter_execute" / notebook.relative_to(ROOT)
     sizes = {}
-    if not executed.is_file():
+    nb = executed_notebook(notebook)
+    if nb is None:
         return sizes
-    nb = nbformat.read(executed, as_version=4)
     for cell in nb.cells:
         for out in cell.get("outputs", []):
             for mime, data in out.get("data", {}).items():
@@ -120,28 +113,9 @@ def figure_text_sizes(notebook: Path) -> dict[str, float]:
 # Fixtures: a fresh build, a local server, a browser
 # --------------------------------------------------------------------------------------------
 
-def _site_is_stale() -> bool:
-    from coursekit.build_book import inputs_hash
-
-    if not (HTML / "index.html").is_file() or not STAMP.is_file():
-        return True
-    if STAMP.read_text().strip() != inputs_hash():
-        return True
-    sources = [*LESSONS, *EXERCISES, *(ROOT / "_static").rglob("*"),
-               *(ROOT / "_templates").rglob("*"), ROOT / "coursekit" / "build_book.py",
-               ROOT / "_config.yml", ROOT / "_toc.yml", ROOT / "intro.md"]
-    built = STAMP.stat().st_mtime
-    return any(p.is_file() and p.stat().st_mtime > built for p in sources)
-
-
 @pytest.fixture(scope="module")
 def site() -> Path:
-    if _site_is_stale():
-        proc = subprocess.run([sys.executable, "-m", "coursekit.build_book"], cwd=ROOT, check=False,
-                              capture_output=True, text=True)
-        if proc.returncode:
-            pytest.fail("the book build failed:\n" + (proc.stdout + proc.stderr)[-8000:])
-    return HTML
+    return build_site()
 
 
 @pytest.fixture(scope="module")

@@ -142,9 +142,9 @@ class AgreementReport:
         return f"fixed relative tolerance {self.tol:.0e}, no float64 reference"
 
     def _summary(self) -> str:
-        bad = sum(not r.passed for r in self.rows)
-        verdict = "all agree" if self.passed else f"{bad} of {len(self.rows)} disagree"
-        return f"{len(self.rows)} layers ({self.rule()}): {verdict}"
+        bad, n = sum(not r.passed for r in self.rows), len(self.rows)
+        verdict = "all agree" if self.passed else f"{bad} of {n} disagree"
+        return f"{n} layer{'' if n == 1 else 's'} ({self.rule()}): {verdict}"
 
     def stable_text(self) -> str:
         """The report without any number measured: per layer its shape, PASS/FAIL and a note

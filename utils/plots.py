@@ -283,3 +283,23 @@ def overlay_heatmap(image, heatmap, *, alpha: float = 0.45, cmap: str = "jet", t
     legible(fig)
     fig.tight_layout()
     return fig
+
+
+def plot_dataset_examples(result, channels=None, *, k: int | None = None, cell: float = 1.2):
+    """The top patches of ``dataset_examples``: a row per channel (default: the first four),
+    best first, each titled with its score (the channel's largest value in that image)."""
+    channels = list(result.channels[:4] if channels is None else channels)
+    k = min(k or result.scores.shape[1], result.scores.shape[1])
+    fig, axes = plt.subplots(len(channels), k, squeeze=False,
+                             figsize=(cell * k + 0.6, (cell + 0.45) * len(channels) + 0.5))
+    for row, channel in zip(axes, channels):
+        for rank, ax in enumerate(row):
+            ax.imshow(result.patch(channel, rank))
+            ax.set_title(f"{result.scores[result.channels.index(channel), rank]:.2f}", fontsize=9)
+            ax.set_xticks([])
+            ax.set_yticks([])
+        row[0].set_ylabel(f"ch. {channel}", fontsize=9)
+    fig.suptitle(f"{result.layer} ({result.framework}): top patches per channel")
+    legible(fig)
+    fig.tight_layout()
+    return fig

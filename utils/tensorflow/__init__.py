@@ -15,11 +15,15 @@ import_tensorflow()
 
 from utils.tensorflow._blocks import clear_cache
 from utils.tensorflow.capture import activation_model, feature_maps, layer_names, to_input
+from utils.tensorflow.dataset_examples import DatasetExamples, PhotoCrops, dataset_examples
 from utils.tensorflow.diagnostics import scan_dead_filters
 from utils.tensorflow.filters import conv_filters
 from utils.tensorflow.gradcam import GradCAMResult, gradcam
 from utils.tensorflow.maximize import MaximizationResult, channel_activation, maximize_activation
 from utils.tensorflow.models import MODEL_NAMES, WeightsNotAvailableError, load_model, predict
+from utils.tensorflow.occlusion import OcclusionResult, occlusion
+from utils.tensorflow.receptive_field import ReceptiveField, receptive_field
+from utils.tensorflow.sanity import cascade_stages, cascading_randomization, randomize_weights
 from utils.tensorflow.snapshots import FilterSnapshots
 
 FRAMEWORK = "tensorflow"
@@ -30,4 +34,8 @@ __all__ = [
     "conv_filters", "feature_maps", "FilterSnapshots", "gradcam", "GradCAMResult", "layer_names",
     "load_model", "MaximizationResult", "maximize_activation", "predict", "scan_dead_filters",
     "to_input", "WeightsNotAvailableError",
+    # issue 12: what a channel detects, and whether an explanation explains
+    "cascade_stages", "cascading_randomization", "dataset_examples", "DatasetExamples",
+    "occlusion", "OcclusionResult", "PhotoCrops", "randomize_weights", "receptive_field",
+    "ReceptiveField",
 ]
