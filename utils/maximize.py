@@ -137,3 +137,92 @@ def progress_bar(iterable, enabled: bool, **kwargs):
     except ImportError:
         from tqdm import tqdm
     return tqdm(iterable, **kwargs)
+
+
+
+# Feature visualisation (lesson 11), after Olah et al., "Feature Visualization" (Distill 2017), and lucid.
+
+PARAMETERIZATIONS = ("fourier", "pixels")
+_SVD_SQRT = np.array([[0.26, 0.09, 0.02], [0.27, 0.00, -0.05], [0.27, -0.09, 0.03]])
+COLOR_CORRELATION = (_SVD_SQRT / np.linalg.norm(_SVD_SQRT, axis=0).max()).astype(np.float32)
+"""lucid's square root of ImageNet's colour covariance, normalised: ``rgb = M @ v`` correlates R, G, B."""
+
+
+class FeatureVisualization(NamedTuple):
+    """What ``visualize_channels`` returns: ``images`` ``uint8 [N, size, size, 3]`` (``i`` for
+    ``channels[i]``), ``history`` ``[steps, N]`` (each channel's mean activation on the image each step
+    saw), ``channels``, ``settings`` (all: reproducible by seed), the final ``parameters``."""
+
+    images: np.ndarray
+    history: np.ndarray
+    channels: tuple
+    settings: dict
+    parameters: np.ndarray
+
+
+def check_visualize(channels, parameterization: str, preprocessing: str, n_channels=None, layer="") -> tuple:
+    """``channels`` as a tuple of ints (below ``n_channels`` when given), or a clear error."""
+    if parameterization not in PARAMETERIZATIONS:
+        raise ValueError(f"unknown parameterization {parameterization!r}; choose one of {list(PARAMETERIZATIONS)}")
+    if len(pixel_scaling(preprocessing).offset) != 3:
+        raise ValueError("visualize_channels needs an RGB model; use maximize_activation")
+    channels = tuple(np.atleast_1d(channels).tolist())
+    if not channels or any(not isinstance(c, int) or not 0 <= c < (n_channels or c + 1) for c in channels):
+        has = f"layer {layer!r} has {n_channels} channels (0-{n_channels - 1}); " if n_channels else ""
+        raise ValueError(f"{has}channels must be ints from 0, one or more, got {list(channels)}")
+    return channels
+
+
+def spectrum_scale(size: int) -> np.ndarray:
+    """float32 ``[size, size // 2 + 1]``: each frequency's weight, ``1 / frequency`` like the
+    spectrum of photos, so that a step changes low frequencies most (lucid's ``/ 4`` included)."""
+    freqs = np.sqrt(np.fft.fftfreq(size)[:, None] ** 2 + np.fft.rfftfreq(size)[None] ** 2)
+    return (size / 4 / np.maximum(freqs, 1 / size)).astype(np.float32)
+
+
+def initial_parameters(parameterization: str, channels, size: int, seed: int) -> np.ndarray:
+    """Small float32 starting parameters, seeded per ``(seed, channel)``: ``"pixels"``: ``v [N, 3, size,
+    size]`` (noise 0.1: flatter, some channels get no gradient); ``"fourier"``: ``[N, 3, size, size // 2 + 1,
+    2]`` (real, imag.), ``v = irfft2(spectrum * spectrum_scale)``. Image: ``255 sigmoid(COLOR_CORRELATION @ v)``."""
+    shape, sd = ((3, size, size), 0.1) if parameterization == "pixels" else ((3, size, size // 2 + 1, 2), 0.01)
+    return np.stack([np.random.default_rng([seed, c]).normal(0, sd, shape) for c in channels]).astype(np.float32)
+
+
+def random_transforms(steps: int, seed: int, size: int) -> np.ndarray:
+    """``[steps, 4]``, seeded: each step's (down, right) shift in whole pixels (up to ``size // 16``),
+    scale (0.9-1.1) and rotation (-10 to 10 degrees), drawn in NumPy for both frameworks."""
+    rng, jitter = np.random.default_rng([seed, 2]), max(1, size // 16)
+    shifts = rng.integers(-jitter, jitter + 1, size=(steps, 2))  # drawn first: same seed, same shifts
+    return np.column_stack([shifts, rng.uniform(0.9, 1.1, steps), rng.uniform(-10, 10, steps)])
+
+
+def sampling_weights(transform, size: int) -> tuple[np.ndarray, np.ndarray]:
+    """Bilinear resampling for one ``(down, right, scale, degrees)`` transform about the centre: output
+    pixel ``p`` (flat) is ``sum_k weights[k, p] * input[index[k, p]]``, ``[4, size * size]`` each; a
+    neighbour outside counts as 0 (mid-grey input). Positive degrees turn the picture anticlockwise."""
+    down, right, scale, degrees = (float(t) for t in transform)
+    cos, sin, centre = np.cos(np.radians(degrees)), np.sin(np.radians(degrees)), (size - 1) / 2
+    y, x = np.meshgrid(np.arange(size) - centre - down, np.arange(size) - centre - right, indexing="ij")
+    sy = np.round((cos * y + sin * x) / scale + centre, 9).ravel()  # round: 1 - 1e-17 is 1
+    sx = np.round((cos * x - sin * y) / scale + centre, 9).ravel()
+    cy, cx = np.floor(sy) + np.array([[0], [0], [1], [1]]), np.floor(sx) + np.array([[0], [1], [0], [1]])
+    inside = (cy >= 0) & (cy < size) & (cx >= 0) & (cx < size)
+    weights = (1 - np.abs(sy - cy)) * (1 - np.abs(sx - cx)) * inside
+    return np.where(inside, cy * size + cx, 0).astype(np.int64), weights.astype(np.float32)
+
+
+def visualize(step, model, layer: str, channels, progress, **settings) -> FeatureVisualization:
+    """The loop of ``visualize_channels``, in NumPy for both frameworks; ``step`` is the framework's
+    ``visualization_step``. Each image's gradient is divided by its mean absolute value."""
+    steps, size, seed, lr = (settings[k] for k in ("steps", "size", "seed", "lr"))
+    check_settings(0, steps, lr, size, 0, 0)
+    channels = check_visualize(channels, settings["parameterization"], settings["preprocessing"])
+    params = initial_parameters(settings["parameterization"], channels, size, seed)
+    moves = random_transforms(steps, seed, size) if settings["transforms"] else [None] * steps
+    kwargs = {k: settings[k] for k in ("parameterization", "preprocessing")}
+    history = np.zeros((steps, len(channels)), dtype=np.float32)
+    for i in progress_bar(range(steps), show_progress(progress, steps), desc=layer, leave=False):
+        _, history[i], grad = step(model, layer, channels, params, transform=moves[i], **kwargs)
+        params += lr * grad / (np.abs(grad).mean(axis=tuple(range(1, grad.ndim)), keepdims=True) + 1e-12)
+    images = pixel_scaling(settings["preprocessing"]).to_pixels(step(model, layer, channels, params, **kwargs)[0])
+    return FeatureVisualization(images, history, channels, {"layer": layer, **settings}, params)

@@ -3,7 +3,8 @@
 ``load_model`` and ``predict`` (the course's models, logits ``[N, classes]``), ``to_input`` (NumPy
 ``[N, H, W, C]`` -> tensor ``[N, C, H, W]``), ``layer_names``, ``ActivationCapture`` (forward hooks
 in a context manager), ``feature_maps`` (NumPy ``[N, C, H, W]``), ``conv_filters`` (``[out, in,
-kh, kw]``), ``gradcam``, ``maximize_activation``, ``scan_dead_filters``, ``FilterSnapshots``,
+kh, kw]``), ``gradcam``, ``maximize_activation`` and ``visualize_channels`` (activation
+maximisation, one channel or a batch of them), ``scan_dead_filters``, ``FilterSnapshots``,
 ``receptive_field``, ``dataset_examples`` (the patches that excite a channel most), ``occlusion``
 and the weight-randomisation sanity check (``randomize_weights``, ``cascading_randomization``).
 Helpers that run a model follow its device and return NumPy on the CPU, computed with TF32 off;
@@ -16,7 +17,14 @@ from utils.pytorch.dataset_examples import DatasetExamples, PhotoCrops, dataset_
 from utils.pytorch.diagnostics import scan_dead_filters
 from utils.pytorch.filters import conv_filters
 from utils.pytorch.gradcam import GradCAMResult, gradcam
-from utils.pytorch.maximize import MaximizationResult, channel_activation, maximize_activation
+from utils.pytorch.maximize import (
+    FeatureVisualization,
+    MaximizationResult,
+    channel_activation,
+    maximize_activation,
+    visualization_step,
+    visualize_channels,
+)
 from utils.pytorch.models import MODEL_NAMES, WeightsNotAvailableError, load_model, predict
 from utils.pytorch.occlusion import OcclusionResult, occlusion
 from utils.pytorch.receptive_field import ReceptiveField, receptive_field
@@ -34,5 +42,5 @@ __all__ = [
     # issue 12: what a channel detects, and whether an explanation explains
     "cascade_stages", "cascading_randomization", "dataset_examples", "DatasetExamples",
     "occlusion", "OcclusionResult", "PhotoCrops", "randomize_weights", "receptive_field",
-    "ReceptiveField",
+    "ReceptiveField", "FeatureVisualization", "visualization_step", "visualize_channels",
 ]

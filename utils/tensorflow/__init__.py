@@ -19,7 +19,14 @@ from utils.tensorflow.dataset_examples import DatasetExamples, PhotoCrops, datas
 from utils.tensorflow.diagnostics import scan_dead_filters
 from utils.tensorflow.filters import conv_filters
 from utils.tensorflow.gradcam import GradCAMResult, gradcam
-from utils.tensorflow.maximize import MaximizationResult, channel_activation, maximize_activation
+from utils.tensorflow.maximize import (
+    FeatureVisualization,
+    MaximizationResult,
+    channel_activation,
+    maximize_activation,
+    visualization_step,
+    visualize_channels,
+)
 from utils.tensorflow.models import MODEL_NAMES, WeightsNotAvailableError, load_model, predict
 from utils.tensorflow.occlusion import OcclusionResult, occlusion
 from utils.tensorflow.receptive_field import ReceptiveField, receptive_field
@@ -37,5 +44,5 @@ __all__ = [
     # issue 12: what a channel detects, and whether an explanation explains
     "cascade_stages", "cascading_randomization", "dataset_examples", "DatasetExamples",
     "occlusion", "OcclusionResult", "PhotoCrops", "randomize_weights", "receptive_field",
-    "ReceptiveField",
+    "ReceptiveField", "FeatureVisualization", "visualization_step", "visualize_channels",
 ]

@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import numpy as np
 
+from utils import maximize as shared
 from utils._import_order import import_tensorflow
 from utils.maximize import (
     DEFAULTS,
+    FeatureVisualization,
     MaximizationResult,
     check_settings,
     jitter_shifts,
@@ -23,7 +25,8 @@ from utils.tensorflow._blocks import cached, get_layer, shape_if_unbuilt, submod
 
 tf = import_tensorflow()
 
-__all__ = ["MaximizationResult", "channel_activation", "maximize_activation"]
+__all__ = ["FeatureVisualization", "MaximizationResult", "channel_activation", "maximize_activation",
+           "visualization_step", "visualize_channels"]
 
 
 def _total_variation(image):
@@ -102,3 +105,55 @@ def channel_activation(model, layer: str, channel: int, image, preprocessing: st
     maps = sub.call(tf.constant(x[None]), training=False)
     maps = maps[0] if isinstance(maps, (list, tuple)) else maps
     return float(tf.reduce_mean(maps[0, :, :, channel]))
+
+
+def _to_input(params, parameterization: str, preprocessing: str):
+    """The model input ``[N, H, W, 3]`` that ``params`` stand for (see ``initial_parameters``)."""
+    v, size, scaling = params, params.shape[2], pixel_scaling(preprocessing)
+    if parameterization == "fourier":
+        spectrum = tf.complex(params[..., 0], params[..., 1]) * shared.spectrum_scale(size).astype(np.complex64)
+        v = tf.signal.irfft2d(spectrum, fft_length=[size, size])
+    rgb = tf.einsum("dc,nchw->nhwd", shared.COLOR_CORRELATION, v)
+    return (255 * tf.sigmoid(rgb) - scaling.offset) / scaling.scale
+
+
+def _build_step(sub, size: int, parameterization: str, preprocessing: str):
+    @tf.function(reduce_retracing=True)
+    def step(params, index, weights, channels):
+        with tf.GradientTape() as tape:
+            tape.watch(params)
+            x = moved = _to_input(params, parameterization, preprocessing)
+            if index is not None:  # bilinear resampling as 4 gathers, the same in both frameworks
+                flat = tf.gather(tf.reshape(x, [-1, size * size, 3]), index, axis=1)
+                moved = tf.reshape(tf.reduce_sum(flat * weights[:, :, None], axis=1), tf.shape(x))
+            with tf.name_scope("visualize"):  # graph scopes may not start with "_" (_conv_stem)
+                maps = sub.call(moved, training=False)
+            act = tf.gather(tf.reduce_mean(maps, axis=[1, 2]), channels, batch_dims=1)
+        return x, act, tape.gradient(act, params)  # of a vector: of its sum
+
+    return step
+
+
+def visualization_step(model, layer: str, channels, params, *, transform=None,
+                       parameterization: str = "fourier", preprocessing: str = "efficientnet_lite0") -> tuple:
+    """One step of :func:`visualize_channels`: see :func:`utils.pytorch.maximize.visualization_step`."""
+    channels, size = shared.check_visualize(channels, parameterization, preprocessing), np.shape(params)[2]
+    sub, _ = _cached(model, layer, (size, size, 3))
+    shared.check_visualize(channels, parameterization, preprocessing, int(sub.outputs[0].shape[-1]), layer)
+    step = cached(model, ("visualize", layer, size, parameterization, preprocessing),
+                  lambda: _build_step(sub, size, parameterization, preprocessing))
+    moves = (None, None) if transform is None else map(tf.constant, shared.sampling_weights(transform, size))
+    x, act, grad = step(tf.constant(params, tf.float32), *moves, tf.constant(channels))
+    return x.numpy(), act.numpy(), grad.numpy()
+
+
+def visualize_channels(
+    model, layer: str, channels, *, steps: int = 64, size: int = 64, lr: float = 0.05,
+    parameterization: str = "fourier", transforms: bool = True, seed: int = 0,
+    preprocessing: str = "efficientnet_lite0", progress: bool | None = None,
+) -> FeatureVisualization:
+    """One image per channel, optimised in one batch: see
+    :func:`utils.pytorch.maximize.visualize_channels`, same contract."""
+    return shared.visualize(visualization_step, model, layer, channels, progress, steps=steps, size=size, lr=lr,
+                            parameterization=parameterization, transforms=transforms, seed=seed,
+                            preprocessing=preprocessing)
