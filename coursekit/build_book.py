@@ -16,6 +16,10 @@ Details that keep the website correct:
   changes, the cache is cleared and every page re-read;
 * in the kernels that execute the book, each figure is sent as PNG or JPEG, whichever is smaller,
   with the size of its smallest text recorded for the website test (``coursekit.notebooks``);
+* lessons missing from the cache are executed two at a time before the build and cached as
+  myst-nb would (:func:`prefill_cache`), which overlaps one lesson's imports with another's work;
+  myst-nb's own copies of cached lessons lack their outputs, so they are rewritten from the cache
+  (:func:`restore_executed_copies`);
 * after a failed build, Sphinx's saved environment is deleted, so the next build cannot succeed
   just because the failing page has not changed since;
 * every executed lesson is offered for download with its outputs (figures included), beside the
@@ -179,7 +183,80 @@ def offer_executed_notebooks() -> list[Path]:
     return linked
 
 
-def build(*, fresh: bool = False, quiet: bool = False) -> int:
+def _execute_one(path: str, timeout: int) -> tuple[str, object, float, str | None]:
+    """Worker: execute one notebook as myst-nb's cache mode would (cwd = its folder, no errors
+    allowed, kernels with :func:`coursekit.notebooks.kernel_env`)."""
+    import os
+
+    import nbformat
+    from jupyter_cache.executors.utils import single_nb_execution
+
+    os.environ.update(kernel_env())
+    nb = nbformat.read(path, as_version=4)
+    result = single_nb_execution(nb, cwd=str(Path(path).parent), allow_errors=False,
+                                 timeout=timeout, meta_override=True)
+    return path, nb, result.time, None if result.err is None else result.exc_string
+
+
+def prefill_cache(jobs: int = 2, timeout: int = 300) -> list[Path]:
+    """Execute the lessons the cache lacks, ``jobs`` at a time, and cache them as myst-nb does;
+    return those cached. The build then finds them in the cache instead of running them one after
+    another: a lesson spends ~12 s importing torch and TensorFlow on one core, so two lessons at
+    once overlap that with the other's computing. A lesson that fails here is left to the build,
+    which runs it again and reports the error as usual."""
+    from concurrent.futures import ProcessPoolExecutor
+
+    import nbformat
+    from jupyter_cache import get_cache
+    from jupyter_cache.base import CacheBundleIn
+
+    cache = get_cache(str(CACHE))
+    missing = []
+    for path in sorted((ROOT / "book").glob("*.ipynb")):
+        try:
+            cache.match_cache_notebook(nbformat.read(path, as_version=4))
+        except KeyError:
+            missing.append(str(path))
+    cached = []
+    if len(missing) < 2 or jobs < 2:
+        return cached  # nothing to overlap: the build executes them itself
+    print(f"executing {len(missing)} lessons, {jobs} at a time", flush=True)
+    with ProcessPoolExecutor(max_workers=jobs) as pool:
+        for path, nb, seconds, error in pool.map(_execute_one, missing, [timeout] * len(missing)):
+            if error is not None:
+                print(f"{Path(path).name}: failed; the build will run it again", flush=True)
+                continue
+            record = cache.add_nb_to_project(path)
+            cache.cache_notebook_bundle(CacheBundleIn(nb, record.uri,
+                                                      data={"execution_seconds": seconds}),
+                                        check_validity=False, overwrite=True)
+            cached.append(Path(path))
+    return cached
+
+
+def restore_executed_copies() -> list[Path]:
+    """Rewrite myst-nb's copy of each lesson in ``_build/jupyter_execute`` from the cache.
+
+    On a cache hit myst-nb renders the cached outputs but writes the notebook it read, which has
+    none (it merges the cache into a new notebook object): the downloads and the website test's
+    figure data would lose every output of an unchanged lesson. Returns the lessons rewritten."""
+    import nbformat
+    from jupyter_cache import get_cache
+
+    cache, restored = get_cache(str(CACHE)), []
+    for path in sorted((ROOT / "book").glob("*.ipynb")):
+        target = EXECUTED / path.relative_to(ROOT)
+        try:
+            _, merged = cache.merge_match_into_notebook(nbformat.read(path, as_version=4))
+        except KeyError:
+            continue  # not cached: myst-nb executed it and its copy is complete
+        if target.parent.is_dir():
+            nbformat.write(merged, target)
+            restored.append(path)
+    return restored
+
+
+def build(*, fresh: bool = False, quiet: bool = False, jobs: int = 2) -> int:
     """Run the build; return Jupyter Book's exit status (0 on success)."""
     current = inputs_hash()
     if not fresh and STAMP.is_file() and STAMP.read_text().strip() != current:
@@ -190,6 +267,7 @@ def build(*, fresh: bool = False, quiet: bool = False) -> int:
         shutil.rmtree(CACHE, ignore_errors=True)
         shutil.rmtree(DOCTREES, ignore_errors=True)
 
+    prefill_cache(jobs)
     cmd = [sys.executable, "-c", "from jupyter_book.cli.main import main; main()",
            "build", str(ROOT), "--builder", "html", "-W", "--keep-going"]
     if fresh:
@@ -201,6 +279,7 @@ def build(*, fresh: bool = False, quiet: bool = False) -> int:
     if status == 0:
         _write_redirect()
         _write_favicon_ico()
+        restore_executed_copies()
         offer_executed_notebooks()
         BUILD.mkdir(exist_ok=True)
         STAMP.write_text(current + "\n")
@@ -220,10 +299,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--fresh", action="store_true",
                         help="clear the execution cache and re-read every page")
     parser.add_argument("-q", "--quiet", action="store_true", help="less build output")
+    parser.add_argument("--jobs", type=int, default=2,
+                        help="lessons executed at once before the build (default 2; 1: one by one)")
     args = parser.parse_args(argv)
 
     start = time.perf_counter()
-    status = build(fresh=args.fresh, quiet=args.quiet)
+    status = build(fresh=args.fresh, quiet=args.quiet, jobs=args.jobs)
     seconds = time.perf_counter() - start
     if status:
         print(f"Book build FAILED (exit {status}) after {seconds:.0f} s", file=sys.stderr)

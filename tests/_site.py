@@ -19,6 +19,7 @@ ROOT = Path(__file__).resolve().parents[1]
 BUILD = ROOT / "_build"
 HTML = BUILD / "html"
 EXECUTED = BUILD / "jupyter_execute"
+DOWNLOADS = HTML / "_downloads" / "executed"  # the executed notebooks offered on the pages
 STAMP = BUILD / ".inputs-hash"  # written by coursekit.build_book after a successful build
 LESSONS = sorted((ROOT / "book").glob("*.ipynb"))
 EXERCISES = sorted((ROOT / "exercises").glob("*.ipynb"))
@@ -49,7 +50,10 @@ def build_site() -> Path:
     return HTML
 
 
-def executed_notebook(notebook: Path) -> nbformat.NotebookNode | None:
-    """The lesson as the book build executed it, or None when the build has no copy of it."""
-    executed = EXECUTED / notebook.relative_to(ROOT)
+def executed_notebook(notebook: Path, *, as_downloaded: bool = False) -> nbformat.NotebookNode | None:
+    """The lesson as the book build executed it, or None when the build has no copy of it.
+
+    ``as_downloaded``: the copy the page offers, whose outputs are what the page shows (myst-nb's
+    own copy keeps the stream outputs it merged into a cell's first stream)."""
+    executed = (DOWNLOADS if as_downloaded else EXECUTED) / notebook.relative_to(ROOT)
     return nbformat.read(executed, as_version=4) if executed.is_file() else None

@@ -62,3 +62,20 @@ def pytest_configure(config):
             "other copy. Run `make env` here (or `pip install -e .` with this environment's "
             "pip) to link the environment to this checkout, then rerun the tests.",
             returncode=4)
+
+
+# The pretrained Lite0 twins, loaded once per run for every test file that reads them (a Keras
+# load takes seconds). Shared: a test that changes a model must change a copy
+# (``copy.deepcopy(torch_lite0)``; ``.double()`` converts in place) or load its own.
+@pytest.fixture(scope="session")
+def torch_lite0():
+    from utils.pytorch.models import load_model
+
+    return load_model("efficientnet_lite0")
+
+
+@pytest.fixture(scope="session")
+def keras_lite0():
+    from utils.tensorflow.models import load_model
+
+    return load_model("efficientnet_lite0")

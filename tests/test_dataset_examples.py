@@ -12,15 +12,9 @@ from utils.dataset_examples import PhotoCrops
 from utils.layers import UnknownLayerError
 from utils.maximize import pixel_scaling
 from utils.pytorch.dataset_examples import dataset_examples
-from utils.pytorch.models import load_model as load_torch
 from utils.pytorch.receptive_field import receptive_field
 
 LAYER, K = "_blocks.6._bn1", 5
-
-
-@pytest.fixture(scope="module")
-def torch_lite0():
-    return load_torch("efficientnet_lite0")
 
 
 @pytest.fixture(scope="module")

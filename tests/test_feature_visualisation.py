@@ -14,22 +14,9 @@ from utils.agreement import compare_activations
 from utils.images import load_sample
 from utils.preprocess import resize_and_crop
 from utils.pytorch import maximize as torch_side
-from utils.pytorch.models import load_model as load_torch
 
 LAYER, CHANNELS, SIZE = "_blocks.6._bn1", (2, 12, 13), 64
 LITE = shared.pixel_scaling("efficientnet_lite0")
-
-
-@pytest.fixture(scope="module")
-def torch_lite0():
-    return load_torch("efficientnet_lite0")
-
-
-@pytest.fixture(scope="module")
-def keras_lite0():
-    from utils.tensorflow.models import load_model
-
-    return load_model("efficientnet_lite0")
 
 
 @pytest.fixture(scope="module")

@@ -21,18 +21,6 @@ BACKGROUND_STRIP = (0, 200, 224, 224)  # the right edge: only the room behind th
 
 
 @pytest.fixture(scope="module")
-def torch_lite0():
-    return load_torch("efficientnet_lite0")
-
-
-@pytest.fixture(scope="module")
-def keras_lite0():
-    from utils.tensorflow.models import load_model
-
-    return load_model("efficientnet_lite0")
-
-
-@pytest.fixture(scope="module")
 def keras_gradcam():
     from utils.tensorflow.gradcam import gradcam
 

@@ -19,11 +19,6 @@ TARGETS = [("_relu0", 3), ("_blocks.6._bn1", 12)]
 
 
 @pytest.fixture(scope="module")
-def torch_lite0():
-    return load_torch("efficientnet_lite0")
-
-
-@pytest.fixture(scope="module")
 def keras_side():
     from utils.tensorflow.maximize import channel_activation, maximize_activation
     from utils.tensorflow.models import load_model

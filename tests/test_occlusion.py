@@ -21,18 +21,6 @@ EGYPTIAN_CAT, ESPRESSO = 285, 967
 LEFT, RIGHT = (0, 0, 224, 112), (0, 112, 224, 224)  # the cat's half and the cup's half of the pair
 
 
-@pytest.fixture(scope="module")
-def torch_lite0():
-    return load_torch("efficientnet_lite0")
-
-
-@pytest.fixture(scope="module")
-def keras_lite0():
-    from utils.tensorflow.models import load_model
-
-    return load_model("efficientnet_lite0")
-
-
 @pytest.fixture(scope="module", params=["pytorch", "tensorflow"])
 def framework(request, torch_lite0, keras_lite0):
     """(Lite0, occlusion, predict) of one framework."""

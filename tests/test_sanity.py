@@ -18,24 +18,11 @@ from utils.preprocess import preprocess
 from utils.pytorch import feature_maps
 from utils.pytorch import sanity as torch_sanity
 from utils.pytorch.gradcam import gradcam
-from utils.pytorch.models import load_model as load_torch
 
 EGYPTIAN_CAT = 285
 BLOCK_15_AND_FC = [f"_blocks.15.{name}" for name in ("_expand_conv", "_bn0", "_depthwise_conv", "_bn1",
                                                     "_project_conv", "_bn2")] + ["_fc"]
 TOP = ["_fc", "_conv_head", *[f"_blocks.{i}" for i in range(15, -1, -1)], "_conv_stem"]
-
-
-@pytest.fixture(scope="module")
-def torch_lite0():
-    return load_torch("efficientnet_lite0")
-
-
-@pytest.fixture(scope="module")
-def keras_lite0():
-    from utils.tensorflow.models import load_model
-
-    return load_model("efficientnet_lite0")
 
 
 @pytest.fixture(scope="module")

@@ -96,10 +96,10 @@ def collect(images, layer, framework, run, field_of, channels, k, batch_size, pr
             raise ValueError(f"layer {layer!r} gives shape {maps.shape}; expected maps [N, C, h, w]")
         flat = maps.reshape(*maps.shape[:2], -1)
         best = flat.argmax(-1)  # [B, C]: where each image peaks, per channel
-        old = None if where is None else stats._top.result()[0]
+        old = None if where is None else stats.top_images()[0]
         stats.update_reduced(flat.mean(-1, dtype=np.float64),
                              np.take_along_axis(flat, best[..., None], -1)[..., 0])
-        idx = stats._top.result()[0]  # [C, <= k] image indices, best first
+        idx = stats.top_images()[0]  # [C, <= k] image indices, best first
         where_new = best[np.clip(idx - seen, 0, len(batch) - 1), np.arange(len(idx))[:, None]]
         if old is not None:  # the images that stayed in a channel's top k keep their peaks
             kept = np.take_along_axis(where, (idx[:, :, None] == old[:, None, :]).argmax(-1), 1)
@@ -110,7 +110,7 @@ def collect(images, layer, framework, run, field_of, channels, k, batch_size, pr
     chosen = list(range(len(where))) if channels is None else [int(c) for c in channels]
     if any(not 0 <= c < len(where) for c in chosen):
         raise IndexError(f"channels {chosen} out of range: the layer has {len(where)}")
-    idx, scores = stats._top.result()
+    idx, scores = stats.top_images()
     rows, cols = np.divmod(where[chosen], maps.shape[-1])
     return DatasetExamples(layer, framework, chosen, scores[chosen], idx[chosen], rows, cols, stats,
                            field_of(batch.shape[1:3]), tuple(batch.shape[1:3]),

@@ -186,9 +186,9 @@ class ChannelStats:
         self._require_data()
         return self._max.copy()
 
-    def top_images(self, channel: int) -> tuple[np.ndarray, np.ndarray]:
+    def top_images(self, channel: int | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Indices (into the scanned images) and scores (spatial max) of the ``top_k`` samples
-        that excite ``channel`` most, best first."""
+        that excite ``channel`` most, best first (``None``: every channel, ``[C, <= k]``)."""
         if self._top is None:
             raise ValueError("create ChannelStats(..., top_k=k) to keep the top images per channel")
         self._require_data()
