@@ -1,6 +1,6 @@
 # Two commands set everything up on a fresh machine:
 #   make book   executes the lessons and builds the website into _build/html
-#   make test   runs every test: unit tests, notebooks (nbval), grader, website
+#   make test   runs every test: unit tests, notebooks, grader, website
 # Both create the virtual environment on first use. It lives outside the checkout, keyed by a
 # hash of requirements.txt, so later runs (and fresh clones on the same machine) reuse it and a
 # changed requirements.txt gets a fresh one. Override with `make VENV=/path/to/venv ...`.
@@ -78,15 +78,14 @@ lab: env
 lab-command:
 	@echo '$(LAB_CMD)'
 
-# Unit, grader and website tests, plus nbval over every solution notebook: lax mode compares only
-# cells tagged `nbval-check-output` and requires every other cell to run without error. The lessons
-# run once, in the book build the website tests need; tests/test_lesson_checks.py compares their
-# checked cells (the agreement checks) the same way. exercises/ is not run (its stubs fail by
-# design), nor are the grader's deliberately broken submissions in tests/fixtures/. The slowest
-# tests are listed at the end, to keep the run within its 20 minutes.
+# Unit, grader, notebook and website tests. Each notebook runs once: the lessons in the book build
+# the website tests need (tests/test_lesson_checks.py compares their checked cells, as nbval --lax
+# would), the solutions in the grader's reference run (tests/test_exercises_sync.py: every cell
+# runs cleanly and every model answer passes its tests), and exercises/ as untouched submissions
+# that must fail. tests/fixtures/ holds deliberately broken submissions. The slowest tests are
+# listed at the end, to keep the run within its 20 minutes.
 test: env browser sandbox slurm
-	$(PY) -m pytest tests solutions --ignore=tests/fixtures \
-	  --nbval-lax --nbval-current-env --nbval-cell-timeout=300 --durations=15
+	$(PY) -m pytest tests --ignore=tests/fixtures --durations=15
 
 # Everything but the tests marked slow (over ~5 s each: grader batches, kernels, subprocesses,
 # notebook execution, training) or browser: under 2 minutes on a 2-core machine.
