@@ -89,14 +89,13 @@ def _batches(images, batch_size: int):
 
 def collect(images, layer, framework, run, field_of, channels, k, batch_size, progress):
     """Stream ``images`` through ``run`` (uint8 ``[B, H, W, 3]`` -> maps ``[B, C, h, w]``)."""
-    stats, where, seen = ChannelStats(top_k=k), None, 0
+    stats, where, seen, old = ChannelStats(top_k=k), None, 0, None  # old: last batch's top indices
     for batch in progress_bar(_batches(images, batch_size), progress, desc=f"examples {layer}"):
         maps = np.asarray(run(batch))
         if maps.ndim != 4:
             raise ValueError(f"layer {layer!r} gives shape {maps.shape}; expected maps [N, C, h, w]")
         flat = maps.reshape(*maps.shape[:2], -1)
         best = flat.argmax(-1)  # [B, C]: where each image peaks, per channel
-        old = None if where is None else stats.top_images()[0]
         stats.update_reduced(flat.mean(-1, dtype=np.float64),
                              np.take_along_axis(flat, best[..., None], -1)[..., 0])
         idx = stats.top_images()[0]  # [C, <= k] image indices, best first
@@ -104,7 +103,7 @@ def collect(images, layer, framework, run, field_of, channels, k, batch_size, pr
         if old is not None:  # the images that stayed in a channel's top k keep their peaks
             kept = np.take_along_axis(where, (idx[:, :, None] == old[:, None, :]).argmax(-1), 1)
             where_new = np.where(idx >= seen, where_new, kept)
-        where, seen = where_new, seen + len(batch)
+        where, seen, old = where_new, seen + len(batch), idx
     if where is None:
         raise ValueError("no images to scan: the input was empty")
     chosen = list(range(len(where))) if channels is None else [int(c) for c in channels]
