@@ -7,9 +7,9 @@ Each notebook runs once, in a fresh kernel started for it (kernel start-up, impo
 loading are included, as a learner pays them), with nbclient, in the notebook's own folder, in
 the same kernel environment as the book build. The notebook files are not modified.
 
-Budget (issue 4): <= 60 s per lesson, <= 90 s for lessons 07-09 and 12 (debugging,
-training, Grad-CAM, testing explanations: they train models or run hundreds of passes). Prints a table, writes benchmarks/results/notebook_times.json and exits 1 when a
-notebook fails or is over its budget.
+Budget (issue 4): <= 60 s per lesson, <= 90 s for lessons 07-09 (debugging, training,
+Grad-CAM: they train models or run hundreds of passes). Prints a table, writes
+benchmarks/results/notebook_times.json and exits 1 when a notebook fails or is over its budget.
 """
 
 from __future__ import annotations
@@ -32,8 +32,8 @@ from coursekit.notebooks import kernel_env
 
 DEFAULT_BUDGET_S = 60.0
 LONG_BUDGET_S = 90.0
-# debugging, filters during training, Grad-CAM / activation maximisation, testing explanations
-LONG_LESSONS = {7, 8, 9, 12}
+# debugging, filters during training, Grad-CAM / activation maximisation
+LONG_LESSONS = {7, 8, 9}
 
 
 def budget_for(path: Path) -> float:
