@@ -37,7 +37,7 @@ RESULTS = ROOT / "benchmarks" / "results"
 EQUIVALENT = RESULTS / "mutation_equivalent.md"
 TARGET = 0.85
 
-# short name -> (module file, focused tests, mutant name patterns or None for all).
+# short name -> (module file, focused test files or test ids, mutant name patterns or None for all).
 # The selections import neither TensorFlow nor Keras: mutmut forks a child per mutant, and
 # TensorFlow's thread pools hang in a forked child (the mutant would count as a false "timeout").
 MODULES: dict[str, tuple[str, list[str], list[str] | None]] = {
@@ -54,6 +54,24 @@ MODULES: dict[str, tuple[str, list[str], list[str] | None]] = {
         "utils.agreement.x_relative_error__mutmut_*", "utils.agreement.x__judge__mutmut_*",
         "utils.agreement.x_compare_activations__mutmut_*", "utils.agreement.x__bucket__mutmut_*",
         "utils.agreement.xǁAgreementRowǁ*", "utils.agreement.xǁAgreementReportǁ*"]),
+    # issue 12's geometry: the tests that check it without a model (the framework walkers, which
+    # need TensorFlow or real models, are covered by the rest of test_receptive_field.py)
+    "receptive_field": ("utils/receptive_field.py", [
+        f"tests/test_receptive_field.py::test_{name}" for name in (
+            "the_arithmetic_alone_gives_vggs_textbook_fields", "window_per_axis_with_dilation",
+            "union_of_branches", "same_padding_is_tensorflows", "pair_names_what_it_expected",
+            "box_is_clipped_and_whole_input_is_everywhere")], [
+        "utils.receptive_field.x_pair__mutmut_*", "utils.receptive_field.x_union__mutmut_*",
+        "utils.receptive_field.x_same_padding__mutmut_*", "utils.receptive_field.xǁReceptiveFieldǁ*"]),
+    # the experiment on a NumPy model; the framework wrappers only pass their predict
+    "occlusion": ("utils/occlusion.py", [
+        f"tests/test_occlusion.py::test_{name}" for name in (
+            "patch_positions_cover_every_pixel", "pixel_map_averages_the_patches_covering_each_pixel",
+            "rank_correlation", "run_occlusion_is_the_hand_loop_on_a_linear_model",
+            "run_occlusion_fill_per_image_and_predicted_class",
+            "probability_drops_below_float32_resolution_are_kept", "pixel_map_of_a_wide_image",
+            "the_default_patch_is_mid_grey_after_preprocessing", "run_occlusion_names_what_it_expected",
+            "run_occlusion_names_the_batch_it_expected", "long_runs_show_a_progress_bar")], None),
 }
 # Test helpers every selection may import.
 HELPERS = ["tests/conftest.py", "tests/_ci.py", "tests/_notebooks.py"]
@@ -81,7 +99,7 @@ def _prepare(name: str, module: str, tests: list[str]) -> Path:
     for package in ("utils", "coursekit"):
         shutil.copytree(ROOT / package, folder / package, ignore=ignore)
     (folder / "tests").mkdir()
-    for path in {*HELPERS, *tests}:
+    for path in {*HELPERS, *(test.split("::")[0] for test in tests)}:  # a file or a test in it
         shutil.copy(ROOT / path, folder / path)
     (folder / "pyproject.toml").write_text(_pyproject_without_mutmut() +
                                            _mutmut_config(module, tests), encoding="utf-8")

@@ -3,14 +3,16 @@ geometry covers every pixel, the twins agree by the float64 criterion, and the d
 object asked about."""
 
 import copy
+import re
 
 import numpy as np
 import pytest
 import torch
+from scipy.stats import spearmanr
 
 from utils import occlusion as neutral
 from utils.agreement import compare_activations
-from utils.gradcam import heat_in_box
+from utils.gradcam import heat_in_box, upsample_heatmap
 from utils.images import load_sample
 from utils.preprocess import preprocess, resize_and_crop
 from utils.pytorch.models import load_model as load_torch
@@ -95,11 +97,162 @@ def test_pixel_map_averages_the_patches_covering_each_pixel():
     assert overlap[0, 0, 0] == 0 and overlap[0, 3, 3] == 8 and overlap.dtype == np.float32
 
 
+def test_pixel_map_of_a_wide_image():
+    grid = np.arange(6, dtype=np.float64).reshape(1, 2, 3)  # 2 rows of 3 positions
+    tiles = neutral.pixel_map(grid, (4, 6), patch=2, stride=2)
+    np.testing.assert_array_equal(tiles[0], np.kron(grid[0], np.ones((2, 2))))
+    assert tiles.dtype == np.float64
+
+
 def test_rank_correlation():
     a = np.arange(49.0).reshape(7, 7)
     assert neutral.rank_correlation(a, a * 3 + 1) == pytest.approx(1.0)
     assert neutral.rank_correlation(a, -a) == pytest.approx(-1.0)
     assert neutral.rank_correlation(a, np.kron(a, np.ones((4, 4)))) > 0.99  # sizes may differ
+    rng = np.random.default_rng(0)
+    tall, wide = rng.normal(size=(16, 4)), rng.normal(size=(6, 6))  # neither contains the other
+    both = [upsample_heatmap(m, (16, 6)).ravel() for m in (tall, wide)]
+    assert neutral.rank_correlation(tall, wide) == pytest.approx(spearmanr(*both)[0])
+    assert neutral.rank_correlation(wide, tall) == pytest.approx(neutral.rank_correlation(tall, wide))
+    with pytest.raises(ValueError, match=r"two maps \[h, w\], got shapes \(1, 7, 7\) and \(7, 7\)"):
+        neutral.rank_correlation(a[None], a)
+
+
+# -- the experiment itself, on a NumPy model (no framework: fast, and what mutation testing runs) ---
+class LinearModel:
+    """logits = pixels @ weights: a model whose every occluded prediction is known in closed form."""
+
+    def __init__(self, shape=(1, 8, 8, 3), classes=4, seed=0):
+        rng = np.random.default_rng(seed)
+        self.weights = rng.normal(0, 0.3, (int(np.prod(shape[1:])), classes))
+        self.images = rng.normal(0, 1, shape).astype(np.float32)
+        self.batches = []
+
+    def __call__(self, batch):
+        self.batches.append(len(batch))
+        return (batch.reshape(len(batch), -1) @ self.weights).astype(batch.dtype)
+
+
+def hand_loop(model, images, classes, patch, stride, fill, score):
+    """The experiment written out: one occluded copy, one prediction, per position."""
+    def scores(batch):
+        logits = np.asarray(model(batch), np.float64)[np.arange(len(batch)), classes]
+        return logits if score == "logit" else softmax(model(batch))[np.arange(len(batch)), classes]
+
+    base = scores(images)
+    tops, lefts = (neutral.patch_positions(images.shape[k], patch, stride) for k in (1, 2))
+    maps = np.zeros((len(images), len(tops), len(lefts)))
+    for i, top in enumerate(tops):
+        for j, left in enumerate(lefts):
+            hidden = images.copy()
+            for n in range(len(images)):
+                hidden[n, top:top + patch, left:left + patch] = fill[n] if np.ndim(fill) > 1 else fill
+            maps[:, i, j] = base - scores(hidden)
+    return maps, base
+
+
+@pytest.mark.parametrize("score", ["probability", "logit"])
+@pytest.mark.parametrize("batch_size", [1, 5, 64])
+def test_run_occlusion_is_the_hand_loop_on_a_linear_model(score, batch_size):
+    model = LinearModel(shape=(2, 8, 10, 3))  # wide: rows and columns kept apart
+    classes = np.array([1, 3])
+    result = neutral.run_occlusion(model, model.images, classes, patch=3, stride=2, fill=None,
+                                   score=score, batch_size=batch_size, preprocessing="efficientnet_lite0",
+                                   progress=False)
+    grey = neutral.pixel_scaling("efficientnet_lite0").to_input(neutral.MID_GREY)
+    batches, model.batches = model.batches, []
+    maps, base = hand_loop(model, model.images, classes, 3, 2, grey, score)
+    # rows 0, 2, 4 and 5 (flush with the edge), columns 0, 2, 4, 6 and 7
+    assert result.maps.shape == (2, 4, 5) and result.maps.dtype == result.baseline.dtype == np.float32
+    np.testing.assert_allclose(result.maps, maps, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(result.baseline, base, rtol=1e-6)
+    np.testing.assert_array_equal(result.class_indices, classes)
+    assert result.class_indices.dtype == np.int64
+    np.testing.assert_array_equal(result.pixel_maps, neutral.pixel_map(result.maps, (8, 10), 3, 2))
+    # one baseline batch, then the 20 positions per image in batches of at most batch_size
+    assert batches[0] == 2 and max(batches[1:]) == min(batch_size, 20) and sum(batches[1:]) == 40
+
+
+def test_run_occlusion_fill_per_image_and_predicted_class():
+    model = LinearModel(shape=(3, 6, 6, 2), classes=5, seed=1)
+    fill = np.array([[0.5, -1.0], [2.0, 0.0], [-0.5, 0.25]], np.float32)  # one colour per image
+    result = neutral.run_occlusion(model, model.images, None, patch=4, stride=4, fill=fill,
+                                   score="logit", batch_size=8, preprocessing="efficientnet_lite0",
+                                   progress=False)
+    predicted = model(model.images).argmax(axis=1)
+    np.testing.assert_array_equal(result.class_indices, predicted)  # None: the predicted class
+    maps, _ = hand_loop(model, model.images, predicted, 4, 4, fill, "logit")
+    np.testing.assert_allclose(result.maps, maps, rtol=1e-5, atol=1e-6)
+    float64 = neutral.run_occlusion(lambda b: model(b.astype(np.float64)), model.images.astype(np.float64),
+                                    None, 4, 4, fill, "logit", 8, "efficientnet_lite0", False)
+    assert float64.maps.dtype == float64.baseline.dtype == np.float64
+
+
+def test_probability_drops_below_float32_resolution_are_kept():
+    # Logits within 1e-6 of each other: each probability is about 1/4, and hiding a patch moves
+    # it by about 1e-7, less than float32 resolves next to 1 (6e-8); the softmax runs in float64.
+    model = LinearModel(shape=(1, 8, 8, 3))
+    model.weights *= 1e-6
+    result = neutral.run_occlusion(lambda b: model(b).astype(np.float32), model.images, [2], 4, 4,
+                                   None, "probability", 4, "efficientnet_lite0", False)
+    grey = neutral.pixel_scaling("efficientnet_lite0").to_input(neutral.MID_GREY)
+    maps, _ = hand_loop(model, model.images, np.array([2]), 4, 4, grey, "probability")
+    assert 1e-9 < np.abs(maps).max() < 1e-6
+    np.testing.assert_allclose(result.maps, maps, rtol=1e-3)
+
+
+@pytest.mark.parametrize("name", ["efficientnet_lite0", "resnet18", "mnist_cnn"])
+def test_the_default_patch_is_mid_grey_after_preprocessing(name):
+    channels = 1 if name == "mnist_cnn" else 3
+    grey = preprocess(np.full((28, 28) if channels == 1 else (8, 8, 3), neutral.MID_GREY, np.uint8), name)[0, 0, 0]
+    model = LinearModel(shape=(1, 6, 6, channels), classes=2)
+    result = neutral.run_occlusion(model, model.images, [0], 6, 1, None, "logit", 4, name, False)
+    hidden = np.broadcast_to(grey, model.images.shape).astype(np.float32)  # a patch over everything
+    expected = model(model.images)[0, 0] - model(hidden)[0, 0]
+    np.testing.assert_allclose(result.maps[0, 0, 0], expected, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize(("rows", "cols", "progress", "shown"), [
+    (25, 40, None, True), (27, 37, None, False),  # 1,000 passes get a bar, 999 do not
+    (2, 2, True, True), (25, 40, False, False)])   # unless asked
+def test_long_runs_show_a_progress_bar(monkeypatch, rows, cols, progress, shown):
+    bars = []
+
+    def progress_bar(iterable, enabled, **settings):
+        bars.append((enabled, settings))
+        return iterable
+
+    monkeypatch.setattr(neutral, "progress_bar", progress_bar)
+    model = LinearModel(shape=(1, rows, cols, 3))
+    neutral.run_occlusion(model, model.images, 0, 1, 1, None, "logit", 1000, "efficientnet_lite0", progress)
+    assert bars == [(shown, {"desc": "occlusion", "unit": "batch", "leave": False})]
+
+
+@pytest.mark.parametrize(("kwargs", "message"), [
+    ({"patch": 7}, "patch must be an int from 1 to 6, got 7"),  # the images are 6 x 8
+    ({"patch": 0}, "patch must be an int from 1 to 6, got 0"),
+    ({"patch": 2.0}, "patch must be an int from 1 to 6, got 2.0"),
+    ({"stride": 0}, "stride must be an int from 1, got 0"),
+    ({"batch_size": 0}, "batch_size must be an int from 1, got 0"),
+    ({"score": "softmax"}, "score must be 'probability' or 'logit', got 'softmax'"),
+])
+def test_run_occlusion_names_what_it_expected(kwargs, message):
+    model = LinearModel(shape=(1, 6, 8, 3))
+    settings = {"class_index": 0, "patch": 6, "stride": 1, "fill": None, "score": "logit",
+                "batch_size": 4, "preprocessing": "efficientnet_lite0", "progress": False, **kwargs}
+    with pytest.raises(ValueError, match=f"^{re.escape(message)}$"):
+        neutral.run_occlusion(model, model.images, **settings)
+    assert model.batches == []  # refused before any prediction
+
+
+def test_run_occlusion_names_the_batch_it_expected():
+    model, settings = LinearModel(), (0, 4, 4, None, "logit", 4, "efficientnet_lite0", False)
+    with pytest.raises(TypeError, match=r"^occlusion expects the NumPy batch \[N, H, W, C\] of utils.preprocess, got a torch tensor$"):
+        neutral.run_occlusion(model, torch.from_numpy(model.images), *settings)
+    for images, found in [(model.images[0], r"float32 \(8, 8, 3\)"), ((model.images * 255).astype(np.uint8), "uint8")]:
+        with pytest.raises(ValueError, match=r"expected a float batch \[N, H, W, C\], got " + found):
+            neutral.run_occlusion(model, images, *settings)
+    assert model.batches == []
 
 
 # -- the twins, the float64 reference, the digit models -------------------------------------------

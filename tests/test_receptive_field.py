@@ -14,7 +14,7 @@ from utils.layers import UnknownLayerError
 from utils.preprocess import preprocess
 from utils.pytorch.models import load_model as load_torch
 from utils.pytorch.receptive_field import receptive_field
-from utils.receptive_field import ReceptiveField
+from utils.receptive_field import ReceptiveField, pair, same_padding, union
 
 # VGG-16's conv/pool stack: (kind, padding) -> the textbook fields (Araujo et al., Distill 2019):
 # conv5_3 sees 196 pixels, pool5 212, at a stride of 32.
@@ -64,12 +64,73 @@ def test_textbook_numbers_vgg16_and_mnist(keras_rf):
     assert receptive_field(mnist, "fc", 28) == ReceptiveField((28, 28), (0, 0))
 
 
+# -- the neutral arithmetic (no framework: what mutation testing runs) ---------------------------
+def test_the_arithmetic_alone_gives_vggs_textbook_fields():
+    field, got = ReceptiveField((1, 1)), []
+    for convs in VGG16:
+        for _ in range(convs):
+            field = field.window(3, padding=1)
+            got.append(field)
+        field = field.window(2, stride=2)
+        got.append(field)
+    assert [f.size for f in got] == [(s, s) for s in VGG16_SIZES]
+    assert [f.stride for f in got] == [(s, s) for s in VGG16_STRIDES]
+    assert [f.start for f in got] == [(s, s) for s in VGG16_STARTS]
+
+
+def test_window_per_axis_with_dilation():
+    # height: kernel 3, dilation 2, padding 2 -> 1 + 2 * 2 = 5 pixels from -2; width: kernel 5,
+    # stride 2 -> 5 pixels from 0, and the next window's pixels are 2 apart along the width only
+    field = ReceptiveField((1, 1)).window((3, 5), stride=(1, 2), dilation=(2, 1), padding=(2, 0))
+    assert field == ReceptiveField((5, 5), (1, 2), (-2, 0))
+    assert field.window(3, padding=1) == ReceptiveField((7, 9), (1, 2), (-3, -2))
+    assert field.window((1, 1)) == field  # a 1 x 1 convolution sees what its input saw
+    whole = ReceptiveField((32, 32), (0, 0))
+    assert whole.window(3, stride=2, padding=1) is whole  # after global pooling: the whole input
+
+
+def test_union_of_branches():
+    a, b = ReceptiveField((3, 3), (2, 2), (-1, -1)), ReceptiveField((7, 5), (2, 2), (-3, 0))
+    assert union([a, b]) == ReceptiveField((7, 6), (2, 2), (-3, -1))  # rows -3..4, cols -1..5
+    assert union([a]) == a
+    whole = ReceptiveField((28, 28), (0, 0))
+    assert union([a, whole]) is whole and union([whole, b]) is whole
+    with pytest.raises(ValueError, match=r"different strides \[\(2, 2\), \(4, 4\)\]"):
+        union([a, ReceptiveField((3, 3), (4, 4))])
+
+
+@pytest.mark.parametrize(("size", "kernel", "stride", "dilation", "before"), [
+    ((224, 224), 3, 2, 1, (0, 0)),   # 112 outputs need 1 pixel more: TensorFlow adds it after
+    ((225, 224), 3, 2, 1, (1, 0)),   # 113 outputs need 2: one before, one after
+    ((7, 7), 5, 1, 1, (2, 2)),
+    ((28, 28), 4, 1, 1, (1, 1)),     # 3 pixels: the odd one after
+    ((10, 10), 3, 1, 2, (2, 2)),     # dilated kernel spans 5
+    ((8, 8), 1, 2, 1, (0, 0)),       # never negative
+    ((8, 8), 3, 1, 1, (1, 1)),
+    ((14, 15), (3, 5), (2, 1), 1, (0, 2)),
+])
+def test_same_padding_is_tensorflows(size, kernel, stride, dilation, before):
+    # TensorFlow's rule: ceil(n / s) outputs; the padding they need, the odd pixel after
+    assert same_padding(size, kernel, stride, dilation) == before
+    if stride == dilation == 1:
+        assert same_padding(size, kernel) == before  # the defaults: stride 1, no dilation
+
+
+def test_pair_names_what_it_expected():
+    assert pair(3) == (3, 3) and pair((2, 5)) == (2, 5) and pair([4.0, 1]) == (4, 1)
+    with pytest.raises(ValueError, match=r"expected one int or \(height, width\), got \(1, 2, 3\)"):
+        pair((1, 2, 3))
+
+
 def test_box_is_clipped_and_whole_input_is_everywhere():
     field = ReceptiveField((115, 115), (16, 16), (-42, -42))
     assert field.box(0, 0) == (-42, -42, 73, 73)
     assert field.box(0, 0, (224, 224)) == (0, 0, 73, 73)
     assert field.box(13, 2, (224, 224)) == (166, 0, 224, 105)
     assert ReceptiveField((224, 224), (0, 0)).box(5, 3) == (0, 0, 224, 224)
+    tall = ReceptiveField((9, 3), (4, 2), (-4, -1))  # rows and columns kept apart
+    assert tall.box(1, 2) == (0, 3, 9, 6)
+    assert tall.box(0, 0, (6, 6, 3)) == (0, 0, 5, 2)  # an image's shape works as its size
 
 
 @pytest.mark.slow

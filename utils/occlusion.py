@@ -49,12 +49,13 @@ def pixel_map(maps, size, patch: int, stride: int) -> np.ndarray:
 
 
 def rank_correlation(a, b) -> float:
-    """Spearman correlation of two maps ``[h, w]``, the smaller resized bilinearly to the other's
-    shape: do two methods rank the places alike (1), unrelated (0), reversed (-1)?"""
+    """Spearman correlation of two maps ``[h, w]``, both resized bilinearly to the larger height
+    and the larger width: do two methods rank the places alike (1), unrelated (0), reversed (-1)?"""
     from scipy.stats import spearmanr
 
-    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
-    shape = max(a.shape, b.shape, key=np.prod)
+    if np.ndim(a) != 2 or np.ndim(b) != 2:
+        raise ValueError(f"rank_correlation compares two maps [h, w], got shapes {np.shape(a)} and {np.shape(b)}")
+    shape = tuple(max(m, n) for m, n in zip(np.shape(a), np.shape(b)))
     return float(spearmanr(upsample_heatmap(a, shape).ravel(), upsample_heatmap(b, shape).ravel())[0])
 
 
@@ -71,16 +72,18 @@ def run_occlusion(predict, images, class_index, patch, stride, fill, score, batc
     images = np.asarray(images)
     if images.ndim != 4 or images.dtype.kind != "f":
         raise ValueError(f"expected a float batch [N, H, W, C], got {images.dtype} {images.shape}")
-    for name, value, most in [("patch", patch, min(images.shape[1:3])), ("stride", stride, 1e9), ("batch_size", batch_size, 1e9)]:
-        if not isinstance(value, (int, np.integer)) or not 1 <= value <= most:
-            raise ValueError(f"{name} must be an int from 1 to {most:g}, got {value!r}")
+    for name, value, most in [("patch", patch, min(images.shape[1:3])), ("stride", stride, None),
+                              ("batch_size", batch_size, None)]:
+        if not isinstance(value, (int, np.integer)) or value < 1 or (most is not None and value > most):
+            upto = "" if most is None else f" to {most}"
+            raise ValueError(f"{name} must be an int from 1{upto}, got {value!r}")
     if score not in ("probability", "logit"):
         raise ValueError(f"score must be 'probability' or 'logit', got {score!r}")
     logits = np.asarray(predict(images))
     chosen = check_class_index(class_index, len(images), logits.shape[1])
     classes = logits.argmax(axis=1) if chosen is None else chosen
     baseline = _scores(logits, classes, score)
-    fill = pixel_scaling(preprocessing).to_input(MID_GREY) if fill is None else np.asarray(fill, images.dtype)
+    fill = pixel_scaling(preprocessing).to_input(MID_GREY) if fill is None else np.asarray(fill)
     tops, lefts = (patch_positions(images.shape[k], patch, stride) for k in (1, 2))
     where = [(top, left) for top in tops for left in lefts]
     runs = [(n, s) for n in range(len(images)) for s in range(0, len(where), batch_size)]

@@ -31,7 +31,8 @@ class ReceptiveField:
 
     def box(self, row: int, col: int, image_size=None) -> tuple[int, int, int, int]:
         """``(top, left, bottom, right)`` (bottom, right exclusive) of the pixels position
-        ``(row, col)`` sees, clipped to the image when ``image_size`` ``(H, W)`` is given."""
+        ``(row, col)`` sees, clipped to the image when ``image_size`` is given (``(H, W)``, or
+        an image's shape ``(H, W, C)``)."""
         top, left = (int(a + i * j) for a, i, j in zip(self.start, (row, col), self.stride))
         bottom, right = top + self.size[0], left + self.size[1]
         if image_size is None:
