@@ -539,10 +539,10 @@ def test_state_store_keeps_students_by_fingerprint(tmp_path):
     store = StateStore(str(tmp_path / "state"))
     assert store.folder == tmp_path / "state"
     rows = [Row("ann", "n.ipynb", "q1", 2, 2, "passed", ""), Row("ann", "n.ipynb", "q2", 0, 1, "manual", "m")]
-    store.save_student("ann", "fp1", rows, {"n.ipynb": "# Feedback"})
+    store.save_student("ann", "fp1", rows)
     path = tmp_path / "state" / "students" / "ann.json"
     record = json.loads(path.read_text(encoding="utf-8"))
-    assert record == {"student": "ann", "fingerprint": "fp1", "feedback": {"n.ipynb": "# Feedback"},
+    assert record == {"student": "ann", "fingerprint": "fp1",
                       "rows": [dict(student="ann", notebook="n.ipynb", question="q1", points=2,
                                     max_points=2, status="passed", message=""),
                                dict(student="ann", notebook="n.ipynb", question="q2", points=0,

@@ -50,14 +50,14 @@ def graded(tmp_path_factory):
     for student in STUDENTS:
         shutil.copytree(FIXTURES / student, base / "subs" / student)
     _cli(base / "subs", "--out", base / "grades.csv", "--source", base / "src", "--jobs", "2",
-         "--quiet", "--isolation", "none", "--cell-timeout", "20")
+         "--quiet", "--isolation", "none", "--cell-timeout", "20", "--feedback", base / "feedback")
     return base
 
 
 @pytest.fixture
 def run(graded, tmp_path):
-    """A private copy of the graded run (grades CSV, state, source, submissions)."""
-    for name in ("src", "subs", "grades.state"):
+    """A private copy of the graded run (grades CSV, state, source, submissions, feedback)."""
+    for name in ("src", "subs", "grades.state", "feedback"):
         shutil.copytree(graded / name, tmp_path / name)
     shutil.copy(graded / "grades.csv", tmp_path / "grades.csv")
     return tmp_path
@@ -115,14 +115,52 @@ def test_merge_fills_the_grades_and_is_idempotent(run):
     assert auto == [r for r in read_csv(run / "grades.csv") if r.question != "q5"]
 
 
+def _feedback(run, student: str) -> str:
+    return (run / "feedback" / student / "00_warmup.md").read_text()
+
+
+def _row(text: str, question: str) -> str:
+    return next(line for line in text.splitlines() if line.startswith(f"| {question} "))
+
+
+def test_merge_writes_the_hand_scores_into_the_feedback(run):
+    before = {student: _feedback(run, student) for student in STUDENTS}
+    assert all("to be graded by hand" in _row(text, "q5") for text in before.values())
+    path = _sheet(run)
+    _fill(path, {"correct": ("0.5", "0.5", "clear, both halves"), "partial": ("0.5", "0", "")})
+    done = _cli("merge", path, "--out", run / "grades.csv", "--source", run / "src",
+                "--feedback", run / "feedback")
+    assert "(3 student(s))" in done.stdout
+    correct, partial, untouched = (_feedback(run, student) for student in STUDENTS)
+    assert "| 1 / 1 | graded by hand | clear, both halves |" in _row(correct, "q5")
+    assert "**Graded by hand: 1 of 1 points.**" in correct and "A further" not in correct
+    assert "| 0.5 / 1 | graded by hand |" in _row(partial, "q5")
+    assert "Graded by hand" not in untouched
+    assert "A further 1 point(s) are still to be graded by hand." in untouched
+    assert "A reshape regroups" in correct  # the student's answer is still quoted
+    for student, text in zip(STUDENTS, (correct, partial, untouched)):  # nothing else changed
+        others = [line for line in text.splitlines() if not line.startswith(("| q5 ", "**", "A further"))]
+        assert others == [line for line in before[student].splitlines()
+                          if not line.startswith(("| q5 ", "**", "A further"))]
+    done = _cli("merge", path, "--out", run / "grades.csv", "--source", run / "nowhere",
+                "--feedback", run / "feedback", check=False)
+    assert done.returncode == 2 and "nowhere" in done.stderr
+
+
 def test_regrading_keeps_hand_scores(run):
     path = _sheet(run)
     _fill(path, {"correct": ("0.5", "0.5", "")})
-    _cli("merge", path, "--out", run / "grades.csv")
+    _cli("merge", path, "--out", run / "grades.csv")  # the feedback is not rewritten here ...
+    assert "to be graded by hand" in _row(_feedback(run, "correct"), "q5")
+    grade = (run / "subs", "--out", run / "grades.csv", "--source", run / "src", "--quiet",
+             "--isolation", "none", "--cell-timeout", "20", "--feedback", run / "feedback")
+    _cli(*grade)  # ... but by the next grading run, resumed from the state
+    assert "| 1 / 1 | graded by hand |" in _row(_feedback(run, "correct"), "q5")
     shutil.rmtree(run / "grades.state" / "students")  # force a full regrade of the auto part
-    _cli(run / "subs", "--out", run / "grades.csv", "--source", run / "src", "--quiet",
-         "--isolation", "none", "--cell-timeout", "20")
+    (run / "feedback" / "correct" / "00_warmup.md").unlink()
+    _cli(*grade)
     assert _q5(run / "grades.csv")["correct"] == (1.0, "hand")
+    assert "| 1 / 1 | graded by hand |" in _row(_feedback(run, "correct"), "q5")
 
 
 @pytest.mark.parametrize("marks, message", [

@@ -73,6 +73,7 @@ def test_instructor_commands_run_as_printed(tmp_path):
     totals = list(csv.DictReader(io.StringIO((tmp_path / "totals.csv").read_text())))
     assert sorted(row["student"] for row in totals) == sorted(STUDENTS)
     assert "merged 0 hand score(s)" in done.stdout  # the sheets were not filled in
+    assert "feedback with the hand scores" in done.stdout
     # `make exercises` left exercises/ exactly as the sources say
     check = subprocess.run([sys.executable, "-m", "coursekit.exercises", "check"], cwd=ROOT,
                            capture_output=True, text=True)

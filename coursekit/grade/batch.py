@@ -27,8 +27,7 @@ from dataclasses import asdict, dataclass, field
 from importlib import metadata
 from pathlib import Path
 
-from coursekit.grade import feedback as feedback_md
-from coursekit.grade.handgrading import apply_scores, save_answers
+from coursekit.grade.handgrading import apply_scores, feedback_texts, save_answers, save_notes
 from coursekit.grade.plan import (
     InvalidSubmission,
     Plan,
@@ -50,7 +49,7 @@ from coursekit.grade.scoring import (
 )
 from coursekit.grade.source import SourceNotebook, load_sources
 
-GRADER_VERSION = "1"
+GRADER_VERSION = "2"  # 2: notes kept in the state, for feedback rewritten with hand scores
 CHECKOUT = Path(__file__).resolve().parents[2]
 # The course folder's solutions/: the current folder's when there is one (a pip-installed
 # coursekit lives in site-packages, far from any course), else the checkout this file is in.
@@ -352,6 +351,11 @@ class _Batch:
             elif self.todo:
                 self.reference_tasks.append(("reference", source.name, ""))
 
+    def _feedback(self, student: str, rows: list[Row]) -> dict[str, str]:
+        """The student's feedback per notebook, with the hand scores given so far."""
+        return feedback_texts(self.options.state, student, self.sources,
+                              apply_scores(self.options.state, rows))
+
     def write_feedback(self, student: str, texts: dict[str, str]) -> None:
         if self.options.feedback is None:
             return
@@ -384,22 +388,21 @@ class _Batch:
     def finish(self, student: str, outcomes: list[NotebookOutcome] | None,
                error: str | None) -> None:
         rows: list[Row] = []
-        texts: dict[str, str] = {}
         written: dict[str, dict[str, str]] = {}
+        notes: dict[str, list[str]] = {}
         complete = error is None
         for source in self.sources:
             outcome = next((o for o in outcomes or [] if o.name == source.name), None)
-            results, notes, manual, done = self._score(source, outcome, error)
+            results, notes[source.name], manual, done = self._score(source, outcome, error)
             complete = complete and done
             written[source.name] = manual
             rows += _notebook_rows(student, source, results)
-            texts[source.name] = feedback_md.render(student, source, results, notes=notes,
-                                                    manual_answers=manual)
         save_answers(self.options.state, student, written)  # for the hand-grading sheets
+        save_notes(self.options.state, student, notes)  # for feedback rewritten by `merge`
         if complete:
-            self.state.save_student(student, self.prints[student], rows, texts)
-        self.records[student] = {"rows": [asdict(row) for row in rows], "feedback": texts}
-        self.write_feedback(student, texts)
+            self.state.save_student(student, self.prints[student], rows)
+        self.records[student] = {"rows": [asdict(row) for row in rows]}
+        self.write_feedback(student, self._feedback(student, rows))
         self.summary.graded.append(student)
         if self.bar is not None:
             self.bar.update(1)
@@ -480,8 +483,8 @@ class _Batch:
             record = self.records[student]
             rows = [Row(**row) for row in record["rows"]]
             summary.rows += rows
-            if student in summary.resumed:
-                self.write_feedback(student, record["feedback"])
+            if student in summary.resumed:  # written again: hand scores may have come since
+                self.write_feedback(student, self._feedback(student, rows))
         summary.rows = apply_scores(self.options.state, summary.rows)  # hand scores survive
         write_csv(summary.rows, self.options.out)
 

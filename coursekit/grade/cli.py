@@ -10,6 +10,7 @@
     python -m coursekit.grade isolation
     python -m coursekit.grade sheets grades.csv --out SHEETS_DIR     # hand grading, see
     python -m coursekit.grade merge SHEET.csv... --out grades.csv    # coursekit.grade.handgrading
+                          [--feedback DIR] [--source DIR] [--state DIR]
     python -m coursekit.grade totals grades.csv --out totals.csv
 
 Exit status: 0 when grading finished (whatever the scores); 2 for the instructor's own errors
@@ -131,10 +132,13 @@ def _hand_parser(command: str, description: str, inputs: str) -> argparse.Argume
     if command != "totals":
         parser.add_argument("--state", type=Path, help="the grading run's state folder "
                             "(default: next to the grades CSV, named <grades>.state)")
-    if command == "sheets":
+    if command in ("sheets", "merge"):
         from coursekit.grade.batch import DEFAULT_SOURCE
         parser.add_argument("--source", type=Path, default=DEFAULT_SOURCE,
                             help="source notebooks (default: the repository's solutions/)")
+    if command == "merge":
+        parser.add_argument("--feedback", type=Path, help="the grading run's feedback folder: "
+                            "rewrite the feedback of every notebook with a question graded by hand")
     return parser
 
 
@@ -156,13 +160,19 @@ def _sheets(argv: list[str]) -> int:
 
 def _merge(argv: list[str]) -> int:
     from coursekit.grade import handgrading
+    from coursekit.grade.source import load_sources
 
     args = _hand_parser("merge", "Merge filled grading sheets into the grades CSV (all or "
                         "nothing).", "filled sheet CSVs").parse_args(argv)
-    rows, merged = handgrading.merge(args.inputs, args.out, _state_of(args.out, args.state))
+    state = _state_of(args.out, args.state)
+    sources = load_sources(args.source) if args.feedback else []  # refuses a bad --source early
+    rows, merged = handgrading.merge(args.inputs, args.out, state)
     pending = sum(1 for r in rows if r.status == "manual")
     print(f"merged {merged} hand score(s) into {args.out}; {pending} answer(s) still to grade "
           "by hand")
+    if args.feedback:
+        students = handgrading.write_feedback(rows, sources, state, args.feedback)
+        print(f"feedback with the hand scores -> {args.feedback}/ ({len(students)} student(s))")
     return EXIT_OK
 
 

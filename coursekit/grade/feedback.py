@@ -18,7 +18,10 @@ _STATUS_TEXT = {
     "missing": "missing",
     "invalid": "invalid",
     "manual": "to be graded by hand",
+    "hand": "graded by hand",
 }
+HAND_MESSAGE = "graded by hand"
+"""How the grades CSV's message of a hand-scored question begins (then ``": <comment>"``)."""
 MAX_QUOTED_ANSWER = 3000
 
 
@@ -33,18 +36,29 @@ def _quote(text: str) -> str:
     return "\n".join("> " + line for line in text.splitlines()) or "> (empty)"
 
 
+def _details(result: QuestionResult) -> str:
+    if result.status == "hand":  # the instructor's comment, without repeating the Result column
+        return result.message.removeprefix(HAND_MESSAGE).removeprefix(": ")
+    return result.message
+
+
 def render(student: str, source: SourceNotebook, results: list[QuestionResult], *,
            notes: list[str] = (), manual_answers: dict[str, str] | None = None) -> str:
-    """The Markdown feedback of one student for one notebook."""
+    """The Markdown feedback of one student for one notebook. ``results`` may be the grades
+    CSV's rows of that notebook (the same fields), hand scores included."""
     manual_answers = manual_answers or {}
-    auto = [r for r in results if r.status != "manual"]
+    auto = [r for r in results if r.status not in ("manual", "hand")]
+    by_hand = [r for r in results if r.status == "hand"]
     score = sum(r.points for r in auto)
     possible = sum(r.max_points for r in auto)
     pending = sum(r.max_points for r in results if r.status == "manual")
     lines = [f"# Feedback on {source.name}", "", f"Student: {student}", "",
              f"**Automatically graded: {score:g} of {possible:g} points.**"]
+    if by_hand:
+        lines.append(f"**Graded by hand: {sum(r.points for r in by_hand):g} of "
+                     f"{sum(r.max_points for r in by_hand):g} points.**")
     if pending:
-        lines.append(f"A further {pending:g} point(s) are graded by hand.")
+        lines.append(f"A further {pending:g} point(s) are still to be graded by hand.")
     lines += ["", "| Question | Points | Result | Details |", "|---|---|---|---|"]
     for result in results:
         title = source.question(result.question).title
@@ -52,10 +66,10 @@ def render(student: str, source: SourceNotebook, results: list[QuestionResult], 
         points = "-" if result.status == "manual" else f"{result.points:g}"
         lines.append(f"| {_cell(name)} | {points} / {result.max_points:g} | "
                      f"{_STATUS_TEXT.get(result.status, result.status)} | "
-                     f"{_cell(result.message) or ' '} |")
+                     f"{_cell(_details(result)) or ' '} |")
     if notes:
         lines += ["", "## Notes", ""] + [f"- {note}" for note in notes]
-    written = [r for r in results if r.status == "manual" and manual_answers.get(r.question)]
+    written = [r for r in results if r.status in ("manual", "hand") and manual_answers.get(r.question)]
     if written:
         lines += ["", "## Your answers to the questions graded by hand", ""]
         for result in written:

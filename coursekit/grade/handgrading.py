@@ -11,7 +11,8 @@ The criteria's points add up to the question's points. The round trip, for one c
     python -m coursekit.grade SUBMISSIONS --out grades.csv          # answers saved in the state
     python -m coursekit.grade sheets grades.csv --out sheets/       # one CSV + HTML per question
     # ... fill the criterion columns of sheets/*.csv (a spreadsheet will do) ...
-    python -m coursekit.grade merge sheets/*.csv --out grades.csv   # scores into the grades
+    python -m coursekit.grade merge sheets/*.csv --out grades.csv --feedback feedback/
+                                             # scores into the grades and the students' feedback
     python -m coursekit.grade totals grades.csv --out totals.csv    # one row per student
 
 The scores live in the grading run's state folder (``<out>.state/hand/``), keyed by the answer's
@@ -33,6 +34,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from coursekit.grade import feedback as feedback_md
 from coursekit.grade.results import CsvError, Row, atomic_write, read_csv, write_csv
 from coursekit.grade.source import Criterion, SourceNotebook, parse_rubric
 
@@ -65,6 +67,30 @@ def load_answers(state: Path, student: str) -> dict[str, dict[str, str]]:
         return json.loads((Path(state) / "answers" / f"{student}.json").read_text("utf-8"))
     except (OSError, ValueError):
         return {}
+
+
+def save_notes(state: Path, student: str, notes: dict[str, list[str]]) -> None:
+    """Keep the grading notes of a student's feedback (``{notebook: [note, ...]}``), so that
+    the feedback can be written again when hand scores arrive."""
+    atomic_write(Path(state) / "notes" / f"{student}.json", json.dumps(notes, indent=1))
+
+
+def load_notes(state: Path, student: str) -> dict[str, list[str]]:
+    try:
+        return json.loads((Path(state) / "notes" / f"{student}.json").read_text("utf-8"))
+    except (OSError, ValueError):
+        return {}
+
+
+def feedback_texts(state: Path, student: str, sources: list[SourceNotebook], rows: list[Row]
+                   ) -> dict[str, str]:
+    """``{notebook: Markdown}`` for one student from the grades CSV's ``rows`` (hand scores
+    applied) and the answers and notes grading saved in ``state``."""
+    answers, notes = load_answers(state, student), load_notes(state, student)
+    return {source.name: feedback_md.render(
+                student, source, [r for r in rows if r.notebook == source.name],
+                notes=notes.get(source.name, []), manual_answers=answers.get(source.name, {}))
+            for source in sources if any(r.notebook == source.name for r in rows)}
 
 
 # -- scores -------------------------------------------------------------------------------------
@@ -112,7 +138,7 @@ def apply_scores(state: Path, rows: Iterable[Row], scores: dict[str, dict] | Non
             continue
         comment = f": {score['comment']}" if score["comment"] else ""
         out.append(replace(row, points=score["points"], status=HAND_STATUS,
-                           message=f"graded by hand{comment}"))
+                           message=f"{feedback_md.HAND_MESSAGE}{comment}"))
     return out
 
 
@@ -286,7 +312,8 @@ def merge(sheet_paths: list[Path], grades_path: Path, state: Path) -> tuple[list
     """Validate every sheet, then store the scores and rewrite the grades CSV.
 
     Returns the new rows and how many scores were merged. Raises :class:`CsvError` (and writes
-    nothing) when any sheet has a problem.
+    nothing) when any sheet has a problem. :func:`write_feedback` then updates the students'
+    feedback.
     """
     known = _load_sheet_ids(state)
     if not known:
@@ -304,6 +331,25 @@ def merge(sheet_paths: list[Path], grades_path: Path, state: Path) -> tuple[list
     rows = apply_scores(state, rows, scores)
     write_csv(rows, grades_path)
     return rows, len(merged)
+
+
+def write_feedback(rows: list[Row], sources: list[SourceNotebook], state: Path, folder: Path
+                   ) -> list[str]:
+    """Rewrite ``folder/<student>/<notebook>.md`` for every notebook with a question graded by
+    hand (scored or still to score), as the grading run wrote it but with the hand scores and
+    comments; returns the students whose feedback was written."""
+    by_name = {s.name: s for s in sources}
+    hand = {(r.student, r.notebook) for r in rows if r.status in ("manual", HAND_STATUS)}
+    missing = sorted({notebook for _, notebook in hand} - set(by_name))
+    if missing:
+        raise CsvError(f"the grades mention {', '.join(missing)}, which is not among the sources")
+    students = sorted({student for student, _ in hand})
+    for student in students:
+        mine = [r for r in rows if r.student == student and (student, r.notebook) in hand]
+        chosen = [by_name[n] for n in sorted({r.notebook for r in mine})]
+        for name, text in feedback_texts(state, student, chosen, mine).items():
+            atomic_write(Path(folder) / student / f"{Path(name).stem}.md", text)
+    return students
 
 
 # -- totals -------------------------------------------------------------------------------------

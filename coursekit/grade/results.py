@@ -5,8 +5,10 @@ an interrupted run never leaves a half-written CSV, feedback or state file behin
 
 State folder layout (default: next to ``--out``, named ``<out stem>.state``)::
 
-    students/<student>.json     one finished student: fingerprint, CSV rows, feedback texts
+    students/<student>.json     one finished student: fingerprint, CSV rows
     reference/<notebook>-<key>.json   the reference probe values of one source notebook version
+    answers/, notes/, hand/     written answers, feedback notes, hand scores and sheet ids
+                                (coursekit.grade.handgrading): feedback is rendered from these
 
 A student whose fingerprint (grader version, options, source and submission contents) matches
 a state file is not graded again.
@@ -156,10 +158,9 @@ class StateStore:
             return None
         return record
 
-    def save_student(self, student: str, fingerprint: str, rows: list[Row],
-                     feedback: dict[str, str]) -> None:
+    def save_student(self, student: str, fingerprint: str, rows: list[Row]) -> None:
         record = {"student": student, "fingerprint": fingerprint,
-                  "rows": [asdict(row) for row in rows], "feedback": feedback}
+                  "rows": [asdict(row) for row in rows]}
         atomic_write(self._student_file(student), json.dumps(record, indent=1))
 
     @staticmethod
