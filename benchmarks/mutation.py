@@ -72,6 +72,18 @@ MODULES: dict[str, tuple[str, list[str], list[str] | None]] = {
             "probability_drops_below_float32_resolution_are_kept", "pixel_map_of_a_wide_image",
             "the_default_patch_is_mid_grey_after_preprocessing", "run_occlusion_names_what_it_expected",
             "run_occlusion_names_the_batch_it_expected", "long_runs_show_a_progress_bar")], None),
+    # the cascade's order and the new weights (the copies of real models: the rest of test_sanity.py)
+    "sanity": ("utils/sanity.py", [
+        f"tests/test_sanity.py::test_{name}" for name in (
+            "groups_of_a_resnet_like_table", "random_tensors_he_normal_and_fresh_batchnorm",
+            "layer_names_are_checked_against_the_weighted_layers")], None),
+    # the streamed top k per channel, on a NumPy layer
+    "dataset_examples": ("utils/dataset_examples.py", [
+        f"tests/test_dataset_examples.py::test_{name}" for name in (
+            "crops_are_deterministic_and_lazy", "crops_of_a_square_photo_at_full_scale_are_the_photo",
+            "collect_equals_a_brute_force_search", "statistics_accumulate_in_float64",
+            "collect_reports_the_chosen_channels_and_refuses_what_it_cannot_use",
+            "collect_shows_a_progress_bar_named_after_the_layer")], None),
 }
 # Test helpers every selection may import.
 HELPERS = ["tests/conftest.py", "tests/_ci.py", "tests/_notebooks.py"]

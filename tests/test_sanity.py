@@ -65,6 +65,8 @@ def test_groups_of_a_resnet_like_table():
     assert stages[2][1] == ["fc", "layer1.1.conv1", "layer1.0.conv1", "layer1.0.bn1",
                             "layer1.0.downsample.0", "layer1.0.downsample.1"]
     assert stages[3][1][-2:] == ["conv1", "bn1"]
+    # a BatchNorm before any other layer is a group of its own
+    assert [group for group, _ in sanity.cascade_stages({"bn0": bn, "conv1": conv})] == ["conv1", "bn0"]
 
 
 # -- the new weights -------------------------------------------------------------------------------
@@ -75,15 +77,30 @@ def test_random_tensors_he_normal_and_fresh_batchnorm():
     bn = sanity.random_tensors("_bn1", dict.fromkeys(["weight", "bias", "running_mean", "running_var"], (4,)))
     assert [bn[k].tolist() for k in ("weight", "bias", "running_mean", "running_var")] == [[1] * 4, [0] * 4,
                                                                                           [0] * 4, [1] * 4]
+    assert all(t.dtype == np.float32 for t in bn.values())
+    dense = sanity.random_tensors("_fc", {"weight": (1000, 1280), "bias": (1000,)})  # 2-D: He-normal too
+    assert dense["weight"].std() == pytest.approx(np.sqrt(2 / 1280), rel=0.01) and not dense["bias"].any()
+    np.testing.assert_array_equal(dense["weight"], sanity.random_tensors("_fc", {"weight": (1000, 1280)},
+                                                                         seed=0)["weight"])  # seed 0 by default
     again = sanity.random_tensors("_conv_head", {"weight": (1280, 320, 1, 1)}, seed=0)["weight"]
     np.testing.assert_array_equal(new, again)  # same seed and name: same weights
     for other in (sanity.random_tensors("_conv_head", {"weight": (1280, 320, 1, 1)}, seed=1)["weight"],
                   sanity.random_tensors("_blocks.15._project_conv", {"weight": (1280, 320, 1, 1)})["weight"]):
         assert np.corrcoef(new.ravel(), other.ravel())[0, 1] < 0.01  # another seed or layer: new draw
-    with pytest.raises(ValueError, match="non-negative int"):
-        sanity.random_tensors("_fc", {"weight": (2, 2)}, seed=-1)
+    for seed in (-1, 1.5):
+        with pytest.raises(ValueError, match=f"seed must be a non-negative int, got {seed}"):
+            sanity.random_tensors("_fc", {"weight": (2, 2)}, seed=seed)
     with pytest.raises(ValueError, match="'scale'"):
         sanity.random_tensors("_fc", {"scale": (2,)})
+
+
+def test_layer_names_are_checked_against_the_weighted_layers():
+    shapes = {"conv1": {"weight": (8, 3, 3, 3)}, "fc": {"weight": (10, 8)}}
+    assert sanity.check_layers(shapes, "fc", "net") == ["fc"]
+    assert sanity.check_layers(shapes, ["fc", "conv1"], "net") == ["fc", "conv1"]
+    with pytest.raises(UnknownLayerError, match=r"net \(counting layers with weights; cascade_stages\(\) "
+                                                r"lists each group's\) has no layer 'conv2'.*Did you mean 'conv1'"):
+        sanity.check_layers(shapes, ["fc", "conv2"], "net")
 
 
 def test_torch_copy_changes_only_the_chosen_layers(torch_lite0):

@@ -99,7 +99,8 @@ def collect(images, layer, framework, run, field_of, channels, k, batch_size, pr
         stats.update_reduced(flat.mean(-1, dtype=np.float64),
                              np.take_along_axis(flat, best[..., None], -1)[..., 0])
         idx = stats.top_images()[0]  # [C, <= k] image indices, best first
-        where_new = best[np.clip(idx - seen, 0, len(batch) - 1), np.arange(len(idx))[:, None]]
+        # images of this batch (idx >= seen) bring their peaks; the others' are taken below
+        where_new = best[np.maximum(idx - seen, 0), np.arange(len(idx))[:, None]]
         if old is not None:  # the images that stayed in a channel's top k keep their peaks
             kept = np.take_along_axis(where, (idx[:, :, None] == old[:, None, :]).argmax(-1), 1)
             where_new = np.where(idx >= seen, where_new, kept)
