@@ -142,9 +142,17 @@ def test_merge_writes_the_hand_scores_into_the_feedback(run):
         others = [line for line in text.splitlines() if not line.startswith(("| q5 ", "**", "A further"))]
         assert others == [line for line in before[student].splitlines()
                           if not line.startswith(("| q5 ", "**", "A further"))]
+    grades = (run / "grades.csv").read_text()
     done = _cli("merge", path, "--out", run / "grades.csv", "--source", run / "nowhere",
                 "--feedback", run / "feedback", check=False)
     assert done.returncode == 2 and "nowhere" in done.stderr
+    (run / "other").mkdir()  # a course without the warm-up: refused before anything is written
+    shutil.copy(run / "src" / "00_warmup.ipynb", run / "other" / "01_renamed.ipynb")
+    _fill(path, {"partial": ("0", "0", "")})
+    done = _cli("merge", path, "--out", run / "grades.csv", "--source", run / "other",
+                "--feedback", run / "feedback", check=False)
+    assert done.returncode == 2 and "mention 00_warmup.ipynb, which is not among the sources" in done.stderr
+    assert (run / "grades.csv").read_text() == grades and _feedback(run, "partial") == partial
 
 
 def test_regrading_keeps_hand_scores(run):

@@ -333,16 +333,24 @@ def merge(sheet_paths: list[Path], grades_path: Path, state: Path) -> tuple[list
     return rows, len(merged)
 
 
+def check_feedback_sources(rows: list[Row], sources: list[SourceNotebook]) -> None:
+    """Raise :class:`CsvError` unless every notebook with a hand-graded question in ``rows`` is
+    among ``sources`` (its question titles go into the feedback); ``merge`` asks before it writes."""
+    hand = {r.notebook for r in rows if r.status in ("manual", HAND_STATUS)}
+    missing = sorted(hand - {s.name for s in sources})
+    if missing:
+        raise CsvError(f"the grades mention {', '.join(missing)}, which is not among the sources "
+                       f"({', '.join(s.name for s in sources)}): pass the course's --source")
+
+
 def write_feedback(rows: list[Row], sources: list[SourceNotebook], state: Path, folder: Path
                    ) -> list[str]:
     """Rewrite ``folder/<student>/<notebook>.md`` for every notebook with a question graded by
     hand (scored or still to score), as the grading run wrote it but with the hand scores and
     comments; returns the students whose feedback was written."""
+    check_feedback_sources(rows, sources)
     by_name = {s.name: s for s in sources}
     hand = {(r.student, r.notebook) for r in rows if r.status in ("manual", HAND_STATUS)}
-    missing = sorted({notebook for _, notebook in hand} - set(by_name))
-    if missing:
-        raise CsvError(f"the grades mention {', '.join(missing)}, which is not among the sources")
     students = sorted({student for student, _ in hand})
     for student in students:
         mine = [r for r in rows if r.student == student and (student, r.notebook) in hand]
