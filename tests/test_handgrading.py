@@ -134,8 +134,9 @@ def test_merge_writes_the_hand_scores_into_the_feedback(run):
     correct, partial, untouched = (_feedback(run, student) for student in STUDENTS)
     assert "| 1 / 1 | graded by hand | clear, both halves |" in _row(correct, "q5")
     assert "**Graded by hand: 1 of 1 points.**" in correct and "A further" not in correct
+    assert "**Total: 7 of 7 points.**" in correct  # 6 automatic + 1 by hand
     assert "| 0.5 / 1 | graded by hand |" in _row(partial, "q5")
-    assert "Graded by hand" not in untouched
+    assert "Graded by hand" not in untouched and "Total" not in untouched
     assert "A further 1 point(s) are still to be graded by hand." in untouched
     assert "A reshape regroups" in correct  # the student's answer is still quoted
     for student, text in zip(STUDENTS, (correct, partial, untouched)):  # nothing else changed

@@ -57,6 +57,9 @@ def render(student: str, source: SourceNotebook, results: list[QuestionResult], 
     if by_hand:
         lines.append(f"**Graded by hand: {sum(r.points for r in by_hand):g} of "
                      f"{sum(r.max_points for r in by_hand):g} points.**")
+        if not pending:
+            lines.append(f"**Total: {sum(r.points for r in results):g} of "
+                         f"{sum(r.max_points for r in results):g} points.**")
     if pending:
         lines.append(f"A further {pending:g} point(s) are still to be graded by hand.")
     lines += ["", "| Question | Points | Result | Details |", "|---|---|---|---|"]
