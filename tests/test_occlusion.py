@@ -136,8 +136,8 @@ class LinearModel:
 def hand_loop(model, images, classes, patch, stride, fill, score):
     """The experiment written out: one occluded copy, one prediction, per position."""
     def scores(batch):
-        logits = np.asarray(model(batch), np.float64)[np.arange(len(batch)), classes]
-        return logits if score == "logit" else softmax(model(batch))[np.arange(len(batch)), classes]
+        logits = np.asarray(model(batch), np.float64)
+        return (logits if score == "logit" else softmax(logits))[np.arange(len(batch)), classes]
 
     base = scores(images)
     tops, lefts = (neutral.patch_positions(images.shape[k], patch, stride) for k in (1, 2))
