@@ -63,8 +63,10 @@ FIELD = ReceptiveField((6, 6), (4, 4), (-1, -1))
 
 
 def _examples(images, channels=None, k=3, batch_size=5, progress=False, run=_numpy_layer, sizes=None):
+    sizes = [] if sizes is None else sizes  # the image sizes the receptive field was asked for
+
     def field_of(size):
-        (sizes if sizes is not None else []).append(size)
+        sizes.append(size)
         return FIELD
 
     return collect(images, "pool", "numpy", run, field_of, channels, k, batch_size, progress)

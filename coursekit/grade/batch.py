@@ -480,12 +480,11 @@ class _Batch:
         """Every student's rows (graded now or resumed) into the summary and the CSV."""
         summary = self.summary
         for student in summary.students:
-            record = self.records[student]
-            rows = [Row(**row) for row in record["rows"]]
-            summary.rows += rows
-            if student in summary.resumed:  # written again: hand scores may have come since
-                self.write_feedback(student, self._feedback(student, rows))
+            summary.rows += [Row(**row) for row in self.records[student]["rows"]]
         summary.rows = apply_scores(self.options.state, summary.rows)  # hand scores survive
+        for student in summary.resumed:  # feedback written again: hand scores may have come since
+            mine = [row for row in summary.rows if row.student == student]
+            self.write_feedback(student, feedback_texts(self.options.state, student, self.sources, mine))
         write_csv(summary.rows, self.options.out)
 
 

@@ -160,17 +160,13 @@ def _sheets(argv: list[str]) -> int:
 
 def _merge(argv: list[str]) -> int:
     from coursekit.grade import handgrading
-    from coursekit.grade.results import read_csv
     from coursekit.grade.source import load_sources
 
     args = _hand_parser("merge", "Merge filled grading sheets into the grades CSV (all or "
                         "nothing).", "filled sheet CSVs").parse_args(argv)
     state = _state_of(args.out, args.state)
-    sources = []
-    if args.feedback:  # checked before anything is written: all or nothing
-        sources = load_sources(args.source)
-        handgrading.check_feedback_sources(read_csv(args.out), sources)
-    rows, merged = handgrading.merge(args.inputs, args.out, state)
+    sources = load_sources(args.source) if args.feedback else None  # merge checks them first
+    rows, merged = handgrading.merge(args.inputs, args.out, state, sources)
     pending = sum(1 for r in rows if r.status == "manual")
     print(f"merged {merged} hand score(s) into {args.out}; {pending} answer(s) still to grade "
           "by hand")

@@ -308,12 +308,13 @@ def read_sheet(path: Path, known: dict[str, dict]) -> dict[str, dict]:
     return scores
 
 
-def merge(sheet_paths: list[Path], grades_path: Path, state: Path) -> tuple[list[Row], int]:
+def merge(sheet_paths: list[Path], grades_path: Path, state: Path,
+          sources: list[SourceNotebook] | None = None) -> tuple[list[Row], int]:
     """Validate every sheet, then store the scores and rewrite the grades CSV.
 
     Returns the new rows and how many scores were merged. Raises :class:`CsvError` (and writes
-    nothing) when any sheet has a problem. :func:`write_feedback` then updates the students'
-    feedback.
+    nothing) when any sheet has a problem, or, given the ``sources`` that :func:`write_feedback`
+    will use next, when a hand-graded notebook is not among them.
     """
     known = _load_sheet_ids(state)
     if not known:
@@ -326,6 +327,8 @@ def merge(sheet_paths: list[Path], grades_path: Path, state: Path) -> tuple[list
                 raise CsvError(f"{path}: {key} is scored differently in another sheet")
             merged[key] = score
     rows = read_csv(grades_path)
+    if sources is not None:
+        check_feedback_sources(rows, sources)
     scores = {**load_scores(state), **merged}
     atomic_write(_scores_file(state), json.dumps(scores, indent=1))
     rows = apply_scores(state, rows, scores)
